@@ -1,0 +1,106 @@
+import { setLogLevel, type LogLevel } from '../log';
+import { startServer } from '../server/server';
+import type { KeepalivePolicyOptions } from '../core/keepalive-policy';
+import type { ServerOptionsInput } from '../server/server-options';
+import { num, str, type FlagSpec, type FlagValues } from './flags';
+
+export const SERVE_SUMMARY = 'Runs a dispatcher: SQLite under --data-dir, gRPC on --grpc-address, health on --admin-address.';
+
+export const SERVE_FLAGS: FlagSpec[] = [
+  { name: 'grpc-address', env: 'ZONAL_GRPC_ADDRESS', type: 'string', default: '127.0.0.1:50051', description: 'gRPC listen address (host:port; port 0 picks one).' },
+  { name: 'admin-address', env: 'ZONAL_ADMIN_ADDRESS', type: 'string', default: '127.0.0.1:9464', description: "Admin HTTP address for /healthz and /readyz; 'off' disables it." },
+  { name: 'data-dir', env: 'ZONAL_DATA_DIR', type: 'string', default: './data', description: 'Directory of the embedded SQLite store.' },
+  { name: 'sqlite-synchronous', env: 'ZONAL_SQLITE_SYNCHRONOUS', type: 'string', default: 'FULL', description: 'FULL survives power loss; NORMAL only process crashes.' },
+  { name: 'heartbeat-min-interval-ms', env: 'ZONAL_HEARTBEAT_MIN_INTERVAL_MS', type: 'number', default: 500, description: 'Shortest heartbeat interval of an idle worker stream.' },
+  { name: 'heartbeat-max-interval-ms', env: 'ZONAL_HEARTBEAT_MAX_INTERVAL_MS', type: 'number', default: 15_000, description: 'Longest heartbeat interval of an idle worker stream.' },
+  { name: 'lb-idle-window-ms', env: 'ZONAL_LB_IDLE_WINDOW_MS', type: 'number', default: 60_000, description: 'Shortest idle window of any load balancer or proxy on the path; heartbeats stay under 80 % of it.' },
+  { name: 'dead-peer-detect-ms', env: 'ZONAL_DEAD_PEER_DETECT_MS', type: 'number', default: 45_000, description: 'Target time to notice a dead worker; the interval stays under a third of it.' },
+  { name: 'heartbeat-budget-per-sec', env: 'ZONAL_HEARTBEAT_BUDGET_PER_SEC', type: 'number', default: 2_000, description: 'Explicit heartbeats per second over all sessions; intervals stretch (inside the caps) to keep to it.' },
+  { name: 'base-idle-ms', env: 'ZONAL_BASE_IDLE_MS', type: 'number', default: 5_000, description: 'Floor of the idle timeout (which is max(3 x interval, this)).' },
+  { name: 'drain-grace-ms', env: 'ZONAL_DRAIN_GRACE_MS', type: 'number', default: 5_000, description: 'Time in-flight tasks get after Drain, GoAway or SIGTERM.' },
+  { name: 'max-payload-bytes', env: 'ZONAL_MAX_PAYLOAD_BYTES', type: 'number', default: 4 * 1024 * 1024, description: 'Largest task payload accepted.' },
+  { name: 'default-max-attempts', env: 'ZONAL_DEFAULT_MAX_ATTEMPTS', type: 'number', default: 3, description: 'Attempts for tasks that do not set max_attempts.' },
+  { name: 'default-attempt-timeout-ms', env: 'ZONAL_DEFAULT_ATTEMPT_TIMEOUT_MS', type: 'number', default: 300_000, description: 'Attempt timeout for tasks that do not set one.' },
+  { name: 'zone', env: 'ZONAL_ZONE', type: 'string', default: '', description: "This dispatcher's zone (xDS locality)." },
+  { name: 'region', env: 'ZONAL_REGION', type: 'string', default: '', description: "This dispatcher's region (xDS locality)." },
+  { name: 'dispatcher-id', env: 'ZONAL_DISPATCHER_ID', type: 'string', description: 'Stable instance name (default: host-pid).' },
+  { name: 'xds-address', env: 'ZONAL_XDS_ADDRESS', type: 'string', default: '127.0.0.1:18000', description: "Embedded xDS control plane listen address; 'off' runs none." },
+  { name: 'xds-file', env: 'ZONAL_XDS_FILE', type: 'string', default: '', description: 'JSON file of static endpoints and policy for the embedded control plane (watched).' },
+  { name: 'xds-health-window-ms', env: 'ZONAL_XDS_HEALTH_WINDOW_MS', type: 'number', default: 1_000, description: 'The embedded control plane serves a dispatcher silent this long as UNHEALTHY.' },
+  { name: 'register-with', env: 'ZONAL_REGISTER_WITH', type: 'string', default: '', description: "Control plane (host:port) to register with; default: the embedded one. 'off' registers nowhere." },
+  { name: 'advertise-address', env: 'ZONAL_ADVERTISE_ADDRESS', type: 'string', default: '', description: 'ip:port clients dial (default: the bound gRPC address).' },
+  { name: 'drain-propagation-ms', env: 'ZONAL_DRAIN_PROPAGATION_MS', type: 'number', default: 2_000, description: 'On shutdown, longest wait for xDS clients to see DRAINING before GoAway.' },
+  { name: 'max-session-age-ms', env: 'ZONAL_MAX_SESSION_AGE_MS', type: 'number', default: 1_800_000, description: 'Worker streams older than this (10 % jitter) are asked to reconnect; 0 disables.' },
+  { name: 'log-level', env: 'ZONAL_LOG_LEVEL', type: 'string', default: 'info', description: 'debug, info, warn or error.' },
+];
+
+/** 'off' (or empty) turns an address setting off. */
+function addressOrOff(values: FlagValues, name: string): string {
+  const value = str(values, name);
+  return value === 'off' ? '' : value;
+}
+
+export function serveOptions(values: FlagValues): ServerOptionsInput {
+  const core: NonNullable<ServerOptionsInput['core']> = {};
+  const set = (key: keyof typeof core, flag: string): void => {
+    const value = num(values, flag);
+    if (value !== undefined) (core as Record<string, number>)[key] = value;
+  };
+  const keepalive: Partial<KeepalivePolicyOptions> = {};
+  const setKeepalive = (key: keyof KeepalivePolicyOptions, flag: string): void => {
+    const value = num(values, flag);
+    if (value !== undefined) keepalive[key] = value;
+  };
+  setKeepalive('minIntervalMs', 'heartbeat-min-interval-ms');
+  setKeepalive('maxIntervalMs', 'heartbeat-max-interval-ms');
+  setKeepalive('lbIdleWindowMs', 'lb-idle-window-ms');
+  setKeepalive('deadPeerDetectMs', 'dead-peer-detect-ms');
+  setKeepalive('heartbeatBudgetPerSec', 'heartbeat-budget-per-sec');
+  setKeepalive('baseIdleMs', 'base-idle-ms');
+  core.keepalive = keepalive;
+  set('drainGraceMs', 'drain-grace-ms');
+  set('maxPayloadBytes', 'max-payload-bytes');
+  set('defaultMaxAttempts', 'default-max-attempts');
+  set('defaultAttemptTimeoutMs', 'default-attempt-timeout-ms');
+  set('maxSessionAgeMs', 'max-session-age-ms');
+  const dispatcherId = str(values, 'dispatcher-id');
+  const registerWith = str(values, 'register-with');
+  return {
+    grpcAddress: str(values, 'grpc-address'),
+    adminAddress: addressOrOff(values, 'admin-address'),
+    dataDir: str(values, 'data-dir'),
+    sqliteSynchronous: str(values, 'sqlite-synchronous') as 'FULL' | 'NORMAL',
+    zone: str(values, 'zone'),
+    region: str(values, 'region'),
+    ...(dispatcherId !== '' ? { dispatcherId } : {}),
+    xdsAddress: addressOrOff(values, 'xds-address'),
+    xdsFile: str(values, 'xds-file'),
+    xdsHealthWindowMs: num(values, 'xds-health-window-ms') ?? 1_000,
+    // 'off' registers nowhere, even with an embedded control plane.
+    registerWith: registerWith === 'off' ? 'off' : registerWith,
+    advertiseAddress: str(values, 'advertise-address'),
+    drainPropagationMs: num(values, 'drain-propagation-ms') ?? 2_000,
+    core,
+  };
+}
+
+export async function serveCommand(values: FlagValues): Promise<void> {
+  setLogLevel(str(values, 'log-level') as LogLevel);
+  const server = await startServer(serveOptions(values));
+  // Machine-readable readiness line for scripts and tests.
+  process.stdout.write(
+    JSON.stringify({ event: 'listening', grpcAddress: server.grpcAddress, adminAddress: server.adminAddress, xdsAddress: server.xdsAddress, zone: server.options.zone, pid: process.pid }) + '\n',
+  );
+  const stop = (signal: string): void => {
+    process.stdout.write(JSON.stringify({ event: 'stopping', signal }) + '\n');
+    server.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`zonal: shutdown failed: ${String(err)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}

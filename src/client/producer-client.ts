@@ -1,0 +1,197 @@
+import { randomUUID } from 'node:crypto';
+import type * as grpc from '@grpc/grpc-js';
+import { TaskFailedError, ZonalError } from '../errors';
+import { createLogger } from '../log';
+import { fromServiceError } from '../protocol/grpc-errors';
+import type { WireSubmitRequest, WireSubmitResult, WireTaskInfo } from '../protocol/wire';
+import { Breaker, compileBreakerOptions, type BreakerOptions, type CircuitState } from '../resilience/breaker';
+import { reportCircuitState, type ClientMetrics } from '../telemetry/client-metrics';
+import { callOnce, callWithRetry, compileCallPolicy, type CallPolicy, type CallPolicyInput } from './call-policy';
+import { createDispatcherClient, waitForReady } from './channel';
+import type { Http2KeepaliveConfig } from '../core/http2-keepalive';
+import { SubmitBatcher, type BatcherOptions, type SubmitOutcomeOut } from './submit-batcher';
+import { toTaskInfo, type TaskInfo } from './task-info';
+import { isTerminal } from '../core/task-state';
+import { RetryBudget } from './retry-budget';
+
+const log = createLogger('producer');
+
+export interface SubmitOptions {
+  payload?: Uint8Array | string;
+  contentType?: string;
+  queue?: string;
+  priority?: number;
+  /** Generated when omitted, so SDK retries never create a duplicate. */
+  idempotencyKey?: string;
+  maxAttempts?: number;
+  attemptTimeoutMs?: number;
+  scheduleToStartTimeoutMs?: number;
+  /** Not started before this instant (Date or ms since the epoch). */
+  notBefore?: Date | number;
+  labels?: Record<string, string>;
+  preferredZone?: string;
+}
+
+export interface ProducerClientOptions {
+  /** `xds:///zonal` (with an xDS bootstrap), `dns:///host:port` or `host:port`. */
+  target: string;
+  /** Deadlines, retries and the retry budget of unary calls. */
+  call?: CallPolicyInput;
+  /** The circuit breaker to `target`, which guards every unary call attempt. */
+  breaker?: Partial<BreakerOptions>;
+  batch?: Partial<BatcherOptions>;
+  channelOptions?: grpc.ChannelOptions;
+  /** HTTP/2 PING settings; validated against the server's ping policy (see http2-keepalive.ts). */
+  http2Keepalive?: Partial<Http2KeepaliveConfig>;
+  /** Where to report metrics (the circuit state); nothing is reported without it. */
+  metrics?: ClientMetrics;
+}
+
+type Method = (req: unknown, options: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: unknown) => void) => grpc.ClientUnaryCall;
+
+/**
+ * Submits tasks and follows them.
+ *
+ * ```ts
+ * const producer = new ProducerClient({ target: '127.0.0.1:50051' });
+ * const { taskId } = await producer.submit({ payload: 'hello', queue: 'default' });
+ * const result = await producer.result(taskId);
+ * producer.close();
+ * ```
+ *
+ * Every unary call (SubmitBatch, GetTask, CancelTask) has a deadline per
+ * attempt; retryable failures are retried with backoff inside the client's
+ * retry budget; each attempt goes through the circuit breaker to the target,
+ * which fails fast with CIRCUIT_OPEN (never retried) while the target is down.
+ */
+export class ProducerClient {
+  private readonly client: grpc.Client;
+  private readonly policy: CallPolicy;
+  private readonly batcher: SubmitBatcher;
+  private readonly budget: RetryBudget;
+  private readonly breaker: Breaker;
+  private readonly stopReporting: () => void;
+  private closed = false;
+
+  constructor(options: ProducerClientOptions) {
+    this.policy = compileCallPolicy(options.call);
+    const breakerOptions = compileBreakerOptions(options.breaker);
+    this.client = createDispatcherClient(options.target, options.channelOptions, options.http2Keepalive);
+    this.budget = new RetryBudget(this.policy.retryBudget);
+    this.breaker = new Breaker(options.target, breakerOptions);
+    this.breaker.onStateChange((state, previous) => {
+      if (state === 'OPEN' && previous === 'CLOSED') log.warn('circuit to the dispatcher opened; calls fail fast', { target: options.target, probeAtMs: this.breaker.probeAtMs() });
+      else if (state === 'CLOSED') log.info('circuit to the dispatcher closed again', { target: options.target });
+    });
+    this.stopReporting = reportCircuitState(this.breaker, options.metrics?.circuitState, { target: options.target });
+    this.batcher = new SubmitBatcher({ maxTasks: 256, lingerMs: 1, ...options.batch }, (requests) => this.sendBatch(requests));
+  }
+
+  /** Connects and waits until the channel is READY. */
+  ready(options: { deadlineMs?: number } = {}): Promise<void> {
+    return waitForReady(this.client, options.deadlineMs ?? this.policy.callTimeoutMs);
+  }
+
+  /** Submits one task; resolves once it is durable. Concurrent calls share SubmitBatch calls. */
+  submit(task: SubmitOptions): Promise<SubmitOutcomeOut> {
+    if (this.closed) return Promise.reject(new ZonalError('SHUTTING_DOWN', 'the producer client is closed'));
+    return this.batcher.submit(toRequest(task));
+  }
+
+  /** Submits many tasks in one call; one result or error per task. */
+  submitMany(tasks: SubmitOptions[]): Promise<SubmitOutcomeOut[]> {
+    return Promise.all(tasks.map((t) => this.submit(t)));
+  }
+
+  async get(taskId: string): Promise<TaskInfo> {
+    return toTaskInfo((await this.unary('GetTask', { taskId })) as WireTaskInfo);
+  }
+
+  async cancel(taskId: string, reason = ''): Promise<{ state: string; cancelled: boolean }> {
+    return (await this.unary('CancelTask', { taskId, reason })) as { state: string; cancelled: boolean };
+  }
+
+  /** State of the circuit breaker to the target (also reported as `zonal_client_circuit_state`). */
+  circuitState(): CircuitState {
+    return this.breaker.state();
+  }
+
+  /** Streams the task's state and every change until it is terminal; the server then ends the stream. */
+  async *watch(taskId: string, options: { timeoutMs?: number } = {}): AsyncGenerator<TaskInfo> {
+    const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
+    const call = (this.client as unknown as { WatchTask: (req: unknown, opts: grpc.CallOptions) => grpc.ClientReadableStream<WireTaskInfo> }).WatchTask(
+      { taskId },
+      { deadline },
+    );
+    let finished = false;
+    call.on('status', () => (finished = true));
+    try {
+      for await (const wire of call as AsyncIterable<WireTaskInfo>) yield toTaskInfo(wire);
+      finished = true;
+    } catch (err) {
+      finished = true;
+      throw fromServiceError(err as grpc.ServiceError);
+    } finally {
+      // Cancel only a stream the caller abandoned: each cancel is an HTTP/2
+      // RST_STREAM, and servers rate-limit those (a burst gets a GOAWAY).
+      if (!finished) call.cancel();
+    }
+  }
+
+  /** Waits for the task to finish; returns its result or throws TaskFailedError. */
+  async result(taskId: string, options: { timeoutMs?: number } = {}): Promise<Buffer> {
+    let last: TaskInfo | undefined;
+    // Read to the end: the dispatcher ends the stream right after the terminal state.
+    for await (const info of this.watch(taskId, options)) last = info;
+    if (last === undefined || !isTerminal(last.state)) throw new ZonalError('DEADLINE_EXCEEDED', `task ${taskId} did not finish in time`);
+    if (last.state !== 'COMPLETED') throw new TaskFailedError(taskId, last.state, last.error ?? undefined);
+    return last.result ?? Buffer.alloc(0);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.batcher.flush();
+    this.batcher.close(new ZonalError('SHUTTING_DOWN', 'the producer client is closed'));
+    this.client.close();
+    this.stopReporting();
+    this.breaker.close();
+  }
+
+  /**
+   * The same request on every attempt (so the same idempotency keys), each
+   * attempt through the breaker and with a fresh deadline.
+   */
+  private unary(name: string, request: unknown): Promise<unknown> {
+    const method = this.method(name);
+    return callWithRetry(this.policy, () => this.breaker.fire(() => callOnce(method, request, this.policy.callTimeoutMs)), { budget: this.budget });
+  }
+
+  private async sendBatch(requests: Partial<WireSubmitRequest>[]): Promise<{ results: WireSubmitResult[]; servedBy: string }> {
+    return (await this.unary('SubmitBatch', { tasks: requests })) as { results: WireSubmitResult[]; servedBy: string };
+  }
+
+  private method(name: string): Method {
+    const fn = (this.client as unknown as Record<string, Method>)[name];
+    if (fn === undefined) throw new ZonalError('INTERNAL', `the client has no method ${name}`);
+    return fn.bind(this.client);
+  }
+}
+
+function toRequest(task: SubmitOptions): Partial<WireSubmitRequest> {
+  const payload = typeof task.payload === 'string' ? Buffer.from(task.payload, 'utf8') : task.payload === undefined ? Buffer.alloc(0) : Buffer.from(task.payload);
+  const notBefore = task.notBefore instanceof Date ? task.notBefore.getTime() : (task.notBefore ?? 0);
+  return {
+    payload,
+    contentType: task.contentType ?? (typeof task.payload === 'string' ? 'text/plain; charset=utf-8' : ''),
+    queue: task.queue ?? '',
+    priority: task.priority ?? 0,
+    idempotencyKey: task.idempotencyKey ?? randomUUID(),
+    maxAttempts: task.maxAttempts ?? 0,
+    attemptTimeoutMs: task.attemptTimeoutMs ?? 0,
+    scheduleToStartTimeoutMs: task.scheduleToStartTimeoutMs ?? 0,
+    notBeforeUnixMs: notBefore,
+    labels: task.labels ?? {},
+    preferredZone: task.preferredZone ?? '',
+  };
+}

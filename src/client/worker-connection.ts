@@ -1,0 +1,153 @@
+import type * as grpc from '@grpc/grpc-js';
+import { RttEstimator } from '../core/rtt-estimator';
+import type { Outgoing, WireAssignment, WireDispatcherMessage, WireTaskUpdate, WireUpdateAck, WireWelcome, WireWorkerMessage } from '../protocol/wire';
+
+export interface ConnectionEvents {
+  welcome(welcome: WireWelcome): void;
+  assignments(assignments: WireAssignment[]): void;
+  cancel(taskId: string, attempt: number, reason: string): void;
+  acks(acks: WireUpdateAck[]): void;
+  goAway(reason: string, drainDeadlineMs: number): void;
+  /** The stream is over, whoever ended it. Called exactly once. */
+  closed(error: grpc.ServiceError | undefined): void;
+}
+
+type Call = grpc.ClientDuplexStream<Outgoing<WireWorkerMessage>, WireDispatcherMessage>;
+
+/**
+ * One worker stream, client side: owns the per-stream `sequence_id`, batches
+ * updates made in the same turn into one message, sends heartbeats when the
+ * stream is otherwise idle, and declares the stream dead when nothing arrives
+ * within the idle timeout the dispatcher announced.
+ *
+ * Invariant: sequence ids on this stream are 1, 2, 3, ... in send order.
+ */
+export class WorkerConnection {
+  private nextSequenceId = 1;
+  private queued: Omit<WireTaskUpdate, 'sequenceId'>[] = [];
+  private flushScheduled = false;
+  private lastSentMs = Date.now();
+  private lastReceivedMs = Date.now();
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private heartbeatIntervalMs = 0;
+  private idleTimeoutMs = 0;
+  private pingNonce = 0;
+  /** RTT measured from this side's own heartbeats (sent when its outbound is idle). */
+  readonly rtt = new RttEstimator();
+  private done = false;
+
+  constructor(
+    private readonly call: Call,
+    private readonly events: ConnectionEvents,
+  ) {
+    call.on('data', (message: WireDispatcherMessage) => this.onMessage(message));
+    call.on('error', (error: grpc.ServiceError) => this.finish(error));
+    call.on('end', () => this.finish(undefined));
+  }
+
+  send(message: Outgoing<WireWorkerMessage>): void {
+    if (this.done) return;
+    this.lastSentMs = Date.now();
+    this.call.write(message);
+  }
+
+  /** Queues an update; all updates queued in one turn go out in one message. */
+  update(update: Omit<WireTaskUpdate, 'sequenceId'>): void {
+    if (this.done) return;
+    this.queued.push(update);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flushUpdates());
+  }
+
+  /** Half-closes: this side sends nothing more. */
+  endWrites(): void {
+    this.flushUpdates();
+    if (!this.done) this.call.end();
+  }
+
+  cancel(): void {
+    if (this.done) return;
+    this.call.cancel();
+  }
+
+  private flushUpdates(): void {
+    this.flushScheduled = false;
+    if (this.queued.length === 0 || this.done) return;
+    const updates = this.queued.map((u) => ({ ...u, sequenceId: this.nextSequenceId++ }));
+    this.queued = [];
+    this.send({ kind: 'updates', updates: { updates } });
+  }
+
+  private onMessage(message: WireDispatcherMessage): void {
+    this.lastReceivedMs = Date.now();
+    switch (message.kind) {
+      case 'welcome':
+        this.startHeartbeats(message.welcome);
+        this.events.welcome(message.welcome);
+        return;
+      case 'assignments':
+        this.events.assignments(message.assignments.assignments);
+        return;
+      case 'acks':
+        this.events.acks(message.acks.acks);
+        return;
+      case 'cancel':
+        this.events.cancel(message.cancel.taskId, message.cancel.attempt, message.cancel.reason);
+        return;
+      case 'ping':
+        this.send({ kind: 'pong', pong: message.ping });
+        return;
+      case 'pong':
+        if (message.pong.nonce === this.pingNonce) this.rtt.sample(Date.now() - message.pong.sentUnixMs);
+        return;
+      case 'keepalive':
+        // The dispatcher re-tuned this session's heartbeat (RTT or budget changed).
+        this.applyKeepalive(message.keepalive.heartbeatIntervalMs, message.keepalive.idleTimeoutMs);
+        return;
+      case 'goAway':
+        this.events.goAway(message.goAway.reason, message.goAway.drainDeadlineUnixMs);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private startHeartbeats(welcome: WireWelcome): void {
+    this.applyKeepalive(welcome.heartbeatIntervalMs, welcome.idleTimeoutMs);
+  }
+
+  /** Current heartbeat interval and idle timeout, as the dispatcher announced them. */
+  get keepalive(): { intervalMs: number; idleTimeoutMs: number } {
+    return { intervalMs: this.heartbeatIntervalMs, idleTimeoutMs: this.idleTimeoutMs };
+  }
+
+  private applyKeepalive(intervalMs: number, idleTimeoutMs: number): void {
+    if (this.done) return;
+    this.heartbeatIntervalMs = Math.max(10, intervalMs);
+    this.idleTimeoutMs = Math.max(this.heartbeatIntervalMs, idleTimeoutMs);
+    if (this.heartbeatTimer !== undefined) clearInterval(this.heartbeatTimer);
+    const checkEveryMs = Math.max(5, Math.floor(this.heartbeatIntervalMs / 2));
+    this.heartbeatTimer = setInterval(() => {
+      const now = Date.now();
+      if (now - this.lastReceivedMs >= this.idleTimeoutMs) {
+        // The dispatcher answers every ping; silence this long means the stream is dead.
+        this.call.cancel();
+        return;
+      }
+      if (now - this.lastSentMs >= this.heartbeatIntervalMs) {
+        this.send({ kind: 'ping', ping: { nonce: ++this.pingNonce, sentUnixMs: now } });
+      }
+    }, checkEveryMs);
+  }
+
+  private finish(error: grpc.ServiceError | undefined): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.heartbeatTimer !== undefined) clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = undefined;
+    this.queued = [];
+    this.events.closed(error);
+  }
+}
+

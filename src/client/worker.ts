@@ -1,0 +1,338 @@
+import * as os from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type * as grpc from '@grpc/grpc-js';
+import { backoffDelayMs, type BackoffPolicy } from '../core/backoff';
+import { errorInfo, Status, ZonalError } from '../errors';
+import type { Http2KeepaliveConfig } from '../core/http2-keepalive';
+import { createLogger } from '../log';
+import type { Outgoing, WireAssignment, WireDispatcherMessage, WireWelcome, WireWorkerMessage } from '../protocol/wire';
+import { createDispatcherClient, waitForReady } from './channel';
+import { WorkerConnection } from './worker-connection';
+
+const log = createLogger('worker');
+
+/** A task as a handler sees it. */
+export interface WorkerTask {
+  taskId: string;
+  attempt: number;
+  maxAttempts: number;
+  payload: Buffer;
+  contentType: string;
+  queue: string;
+  labels: Record<string, string>;
+  /** The attempt must finish before this instant (ms since the epoch). */
+  deadlineMs: number;
+}
+
+export interface TaskContext {
+  /** Fires when the task is cancelled, its attempt times out, or the stream is lost. */
+  signal: AbortSignal;
+  /** Reports progress, 0..1 (sent as permille). */
+  progress(fraction: number): void;
+}
+
+/** Returns the result (bytes or text) or throws to fail the attempt. */
+export type TaskHandler = (task: WorkerTask, ctx: TaskContext) => Promise<Uint8Array | string | void> | Uint8Array | string | void;
+
+/** Throw this from a handler to fail the task without further attempts. */
+export class NonRetryableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NonRetryableError';
+  }
+}
+
+export interface WorkerOptions {
+  target: string;
+  handler: TaskHandler;
+  /** Most tasks run at once. */
+  slots?: number;
+  queues?: string[];
+  workerId?: string;
+  zone?: string;
+  labels?: Record<string, string>;
+  reconnectBackoff?: BackoffPolicy;
+  channelOptions?: grpc.ChannelOptions;
+  /** HTTP/2 PING settings; validated against the server's ping policy (see http2-keepalive.ts). */
+  http2Keepalive?: Partial<Http2KeepaliveConfig>;
+  /** Called each time a dispatcher welcomes this worker (first connect, reconnects, moves). */
+  onConnected?: (info: { sessionId: string; dispatcherId: string; dispatcherZone: string }) => void;
+}
+
+/**
+ * Lifecycle of a Worker:
+ * - INITIALIZED: constructed; `start()` not called.
+ * - CONNECTING: opening a stream (also between reconnects).
+ * - RUNNING: welcomed; receiving tasks.
+ * - DRAINING: `close()` called; finishing in-flight tasks, taking no new ones.
+ * - STOPPED: stream closed, timers cleared.
+ */
+export type WorkerLifecycle = 'INITIALIZED' | 'CONNECTING' | 'RUNNING' | 'DRAINING' | 'STOPPED';
+
+interface InFlight {
+  attempt: number;
+  version: number;
+  controller: AbortController;
+  connection: WorkerConnection;
+  cancelReason: string;
+}
+
+/**
+ * Runs tasks from a dispatcher over one bidirectional stream, reconnecting
+ * with backoff and jitter. Concurrency is `slots`.
+ *
+ * ```ts
+ * const worker = new Worker({ target: '127.0.0.1:50051', slots: 8, handler: async (task) => task.payload });
+ * await worker.start();
+ * process.on('SIGTERM', () => void worker.close());
+ * ```
+ */
+export class Worker {
+  readonly workerId: string;
+  private readonly client: grpc.Client;
+  private readonly slots: number;
+  private readonly reconnectBackoff: BackoffPolicy;
+  private state: WorkerLifecycle = 'INITIALIZED';
+  private connection: WorkerConnection | undefined;
+  private welcome: WireWelcome | undefined;
+  private readonly inFlight = new Map<string, InFlight>();
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private failures = 0;
+  /** Set when the dispatcher sent GoAway on the current stream: its clean end is a move, not a failure. */
+  private movingReason = '';
+  private closing: Promise<void> | undefined;
+  private readonly waiters = new Set<() => void>();
+  /** Counters for tests and operators. */
+  readonly stats = { completed: 0, failed: 0, aborted: 0, rejectedAcks: 0, connects: 0, moves: 0 };
+
+  constructor(private readonly options: WorkerOptions) {
+    this.workerId = options.workerId ?? `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    this.slots = options.slots ?? 4;
+    this.reconnectBackoff = options.reconnectBackoff ?? { initialMs: 100, multiplier: 2, maxMs: 5_000, jitter: 0.5 };
+    this.client = createDispatcherClient(options.target, options.channelOptions, options.http2Keepalive);
+  }
+
+  get lifecycle(): WorkerLifecycle {
+    return this.state;
+  }
+
+  get sessionId(): string | undefined {
+    return this.welcome?.sessionId;
+  }
+
+  /** Heartbeat interval and idle timeout the dispatcher announced, and the RTT this side measured. */
+  get keepalive(): { intervalMs: number; idleTimeoutMs: number; srttMs: number } | undefined {
+    const c = this.connection;
+    return c === undefined ? undefined : { ...c.keepalive, srttMs: c.rtt.srttMs };
+  }
+
+  /** Zone of the dispatcher this worker's stream is connected to (undefined while not connected). */
+  get dispatcherZone(): string | undefined {
+    return this.welcome?.dispatcherZone;
+  }
+
+  get runningTasks(): number {
+    return this.inFlight.size;
+  }
+
+  /** Connects and waits for the channel to be READY. */
+  ready(options: { deadlineMs?: number } = {}): Promise<void> {
+    return waitForReady(this.client, options.deadlineMs ?? 10_000);
+  }
+
+  /** Opens the stream; resolves once the dispatcher has welcomed this worker. */
+  async start(options: { deadlineMs?: number } = {}): Promise<void> {
+    if (this.state !== 'INITIALIZED') throw new ZonalError('INTERNAL', `start() called twice (worker is ${this.state})`);
+    this.connect();
+    await this.waitFor(() => this.state === 'RUNNING', options.deadlineMs ?? 10_000, 'the dispatcher did not welcome the worker in time');
+  }
+
+  /**
+   * Drains: sends Drain, lets in-flight tasks finish for up to `graceMs`
+   * (the dispatcher's drain grace by default), then closes the stream.
+   */
+  close(options: { graceMs?: number } = {}): Promise<void> {
+    this.closing ??= this.drainAndStop(options.graceMs);
+    return this.closing;
+  }
+
+  private async drainAndStop(graceMs: number | undefined): Promise<void> {
+    const wasRunning = this.state === 'RUNNING';
+    this.setState('DRAINING');
+    if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    const connection = this.connection;
+    if (connection !== undefined && wasRunning) {
+      connection.send({ kind: 'drain', drain: { reason: 'worker closing' } });
+      const limitMs = graceMs ?? this.welcome?.drainGraceMs ?? 5_000;
+      await this.waitFor(() => this.inFlight.size === 0 || this.connection === undefined, limitMs, '').catch(() => undefined);
+    }
+    for (const flight of this.inFlight.values()) flight.controller.abort(new Error('worker closed'));
+    const current = this.connection;
+    if (current !== undefined) {
+      current.endWrites();
+      await this.waitFor(() => this.connection === undefined, 1_000, '').catch(() => current.cancel());
+    }
+    this.setState('STOPPED');
+    this.client.close();
+  }
+
+  private setState(next: WorkerLifecycle): void {
+    if (this.state === next) return;
+    log.debug('lifecycle', { workerId: this.workerId, from: this.state, to: next });
+    this.state = next;
+    this.notify();
+  }
+
+  private waitFor(condition: () => boolean, timeoutMs: number, message: string): Promise<void> {
+    if (condition()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (!condition()) return;
+        clearTimeout(timer);
+        this.waiters.delete(check);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.waiters.delete(check);
+        reject(new ZonalError('DEADLINE_EXCEEDED', message || 'timed out'));
+      }, timeoutMs);
+      this.waiters.add(check);
+    });
+  }
+
+  private notify(): void {
+    for (const wake of [...this.waiters]) wake();
+  }
+
+  private connect(): void {
+    this.setState('CONNECTING');
+    this.stats.connects += 1;
+    const call = (this.client as unknown as { Connect(): grpc.ClientDuplexStream<Outgoing<WireWorkerMessage>, WireDispatcherMessage> }).Connect();
+    const connection: WorkerConnection = new WorkerConnection(call, {
+      welcome: (welcome) => {
+        this.welcome = welcome;
+        this.failures = 0;
+        if (this.state === 'CONNECTING') this.setState('RUNNING');
+        this.options.onConnected?.({ sessionId: welcome.sessionId, dispatcherId: welcome.dispatcherId, dispatcherZone: welcome.dispatcherZone });
+      },
+      assignments: (assignments) => {
+        for (const assignment of assignments) this.run(connection, assignment);
+      },
+      cancel: (taskId, attempt, reason) => {
+        const flight = this.inFlight.get(taskId);
+        if (flight === undefined || flight.attempt !== attempt) return;
+        flight.cancelReason = reason;
+        flight.controller.abort(new ZonalError(reason === 'ATTEMPT_TIMEOUT' ? 'ATTEMPT_TIMEOUT' : 'CANCELLED', `the dispatcher took the attempt away (${reason})`));
+      },
+      acks: (acks) => {
+        for (const ack of acks) {
+          if (ack.result !== 'REJECTED') continue;
+          this.stats.rejectedAcks += 1;
+          log.debug('update rejected', { taskId: ack.taskId, reason: ack.reason, message: ack.message });
+        }
+      },
+      goAway: (reason) => {
+        // The dispatcher drains this session; once it ends the stream we reconnect at once.
+        log.info('dispatcher asked this worker to move', { workerId: this.workerId, reason });
+        this.movingReason = reason;
+        this.stats.moves += 1;
+      },
+      closed: (error) => this.onClosed(connection, error),
+    });
+    this.connection = connection;
+    connection.send({
+      kind: 'hello',
+      hello: {
+        workerId: this.workerId,
+        zone: this.options.zone ?? '',
+        labels: this.options.labels ?? {},
+        slots: this.slots,
+        queues: this.options.queues ?? [],
+      },
+    });
+  }
+
+  private onClosed(connection: WorkerConnection, error: grpc.ServiceError | undefined): void {
+    if (this.connection !== connection) return;
+    this.connection = undefined;
+    this.welcome = undefined;
+    // The dispatcher re-queues every attempt of a lost stream; finishing them here would be rejected.
+    for (const [taskId, flight] of this.inFlight) {
+      if (flight.connection !== connection) continue;
+      flight.controller.abort(new ZonalError('LEASE_LOST', 'the stream to the dispatcher was lost'));
+      this.inFlight.delete(taskId);
+      this.stats.aborted += 1;
+    }
+    this.notify();
+    if (this.state === 'DRAINING' || this.state === 'STOPPED') return;
+    const moving = this.movingReason !== '' && error === undefined;
+    this.movingReason = '';
+    const calmDown = error?.code === Status.RESOURCE_EXHAUSTED;
+    if (calmDown) {
+      // RST_STREAM ENHANCE_YOUR_CALM (or a memory limit): back off harder before trying again.
+      log.warn('the dispatcher or a proxy asked this worker to calm down (ENHANCE_YOUR_CALM); backing off', { workerId: this.workerId, details: error?.details });
+    }
+    if (!moving) this.failures += calmDown ? 3 : 1;
+    const delayMs = moving ? 0 : backoffDelayMs(this.reconnectBackoff, this.failures, Math.random);
+    log.info('stream closed; reconnecting', { workerId: this.workerId, code: error?.code, details: error?.details, delayMs });
+    this.setState('CONNECTING');
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      if (this.state === 'CONNECTING') this.connect();
+    }, delayMs);
+  }
+
+  private run(connection: WorkerConnection, assignment: WireAssignment): void {
+    const flight: InFlight = { attempt: assignment.attempt, version: assignment.version, controller: new AbortController(), connection, cancelReason: '' };
+    this.inFlight.set(assignment.taskId, flight);
+    const base = { taskId: assignment.taskId, attempt: assignment.attempt, result: Buffer.alloc(0), error: null };
+    const report = (status: 'RUNNING' | 'COMPLETED' | 'FAILED' | 'CANCELLED', extra: { progressPermille?: number; result?: Buffer; error?: ReturnType<typeof errorInfo> | null } = {}): void => {
+      if (this.inFlight.get(assignment.taskId) !== flight) return;
+      flight.version += 1;
+      connection.update({ ...base, status, version: flight.version, progressPermille: extra.progressPermille ?? 0, result: extra.result ?? base.result, error: extra.error ?? null });
+    };
+    report('RUNNING');
+    const task: WorkerTask = {
+      taskId: assignment.taskId,
+      attempt: assignment.attempt,
+      maxAttempts: assignment.maxAttempts,
+      payload: assignment.payload,
+      contentType: assignment.contentType,
+      queue: assignment.queue,
+      labels: assignment.labels,
+      deadlineMs: assignment.deadlineUnixMs,
+    };
+    const ctx: TaskContext = {
+      signal: flight.controller.signal,
+      progress: (fraction) => report('RUNNING', { progressPermille: Math.round(Math.min(1, Math.max(0, fraction)) * 1000) }),
+    };
+    const finish = (status: 'COMPLETED' | 'FAILED' | 'CANCELLED', extra: Parameters<typeof report>[1]): void => {
+      report(status, extra);
+      if (this.inFlight.get(assignment.taskId) === flight) this.inFlight.delete(assignment.taskId);
+      this.notify();
+    };
+    Promise.resolve()
+      .then(() => this.options.handler(task, ctx))
+      .then(
+        (result) => {
+          if (flight.cancelReason !== '') {
+            finish('CANCELLED', {});
+            return;
+          }
+          this.stats.completed += 1;
+          finish('COMPLETED', { result: typeof result === 'string' ? Buffer.from(result, 'utf8') : result ? Buffer.from(result) : Buffer.alloc(0) });
+        },
+        (err: unknown) => {
+          if (flight.cancelReason !== '') {
+            finish('CANCELLED', {});
+            return;
+          }
+          this.stats.failed += 1;
+          const message = err instanceof Error ? err.message : String(err);
+          const error = { ...errorInfo('HANDLER_FAILED', message), retryable: !(err instanceof NonRetryableError) };
+          finish('FAILED', { error });
+        },
+      );
+  }
+}

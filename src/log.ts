@@ -1,0 +1,43 @@
+/**
+ * Structured logging: one JSON line per event on stderr. The level comes from
+ * ZONAL_LOG_LEVEL (debug, info, warn, error; default info). Each module has a
+ * trace name; ZONAL_TRACE=name1,name2 (or "all") turns on its debug lines.
+ */
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+
+const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
+
+let threshold: LogLevel = parseLevel(process.env['ZONAL_LOG_LEVEL']);
+const traced = new Set((process.env['ZONAL_TRACE'] ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+
+function parseLevel(value: string | undefined): LogLevel {
+  return value !== undefined && value in ORDER ? (value as LogLevel) : 'info';
+}
+
+export function setLogLevel(level: LogLevel): void {
+  threshold = level;
+}
+
+export interface Logger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+export function createLogger(name: string): Logger {
+  const write = (level: LogLevel, msg: string, fields?: Record<string, unknown>): void => {
+    const debugOn = level === 'debug' && (traced.has(name) || traced.has('all'));
+    if (ORDER[level] < ORDER[threshold] && !debugOn) return;
+    const line = JSON.stringify({ t: new Date().toISOString(), level, mod: name, msg, ...fields }, (_k, v: unknown) =>
+      v instanceof Error ? { name: v.name, message: v.message } : v,
+    );
+    process.stderr.write(line + '\n');
+  };
+  return {
+    debug: (m, f) => write('debug', m, f),
+    info: (m, f) => write('info', m, f),
+    warn: (m, f) => write('warn', m, f),
+    error: (m, f) => write('error', m, f),
+  };
+}

@@ -1,0 +1,148 @@
+/**
+ * The decoded shapes of proto/zonal/v1/dispatcher.proto as @grpc/proto-loader
+ * produces them with LOADER_OPTIONS (camelCase fields, enums as strings,
+ * 64-bit integers as numbers, bytes as Buffer, `kind` naming the set oneof).
+ * Only src/protocol and the raw test client depend on these shapes.
+ */
+export type WireTaskState = 'TASK_STATE_UNSPECIFIED' | 'PENDING' | 'ASSIGNED' | 'RUNNING' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
+
+export interface WireError {
+  code: number;
+  reason: string;
+  message: string;
+  retryable: boolean;
+}
+
+export interface WireSubmitRequest {
+  payload: Buffer;
+  contentType: string;
+  queue: string;
+  priority: number;
+  idempotencyKey: string;
+  maxAttempts: number;
+  attemptTimeoutMs: number;
+  scheduleToStartTimeoutMs: number;
+  notBeforeUnixMs: number;
+  labels: Record<string, string>;
+  preferredZone: string;
+}
+
+export interface WireSubmitResponse {
+  taskId: string;
+  deduplicated: boolean;
+  servedBy: string;
+}
+
+export interface WireSubmitResult {
+  taskId: string;
+  deduplicated: boolean;
+  error: WireError | null;
+}
+
+export interface WireTaskInfo {
+  taskId: string;
+  state: WireTaskState;
+  queue: string;
+  priority: number;
+  attempt: number;
+  maxAttempts: number;
+  version: number;
+  payload: Buffer;
+  contentType: string;
+  result: Buffer;
+  error: WireError | null;
+  progressPermille: number;
+  labels: Record<string, string>;
+  preferredZone: string;
+  workerId: string;
+  createdUnixMs: number;
+  updatedUnixMs: number;
+  notBeforeUnixMs: number;
+}
+
+export interface WireHello {
+  workerId: string;
+  zone: string;
+  labels: Record<string, string>;
+  slots: number;
+  queues: string[];
+}
+
+export interface WireTaskUpdate {
+  taskId: string;
+  attempt: number;
+  status: WireTaskState;
+  sequenceId: number;
+  version: number;
+  progressPermille: number;
+  result: Buffer;
+  error: WireError | null;
+}
+
+export interface WirePing {
+  nonce: number;
+  sentUnixMs: number;
+}
+
+export type WireWorkerMessage =
+  | { kind: 'hello'; hello: WireHello }
+  | { kind: 'setSlots'; setSlots: { slots: number } }
+  | { kind: 'updates'; updates: { updates: WireTaskUpdate[] } }
+  | { kind: 'ping'; ping: WirePing }
+  | { kind: 'pong'; pong: WirePing }
+  | { kind: 'drain'; drain: { reason: string } };
+
+export interface WireWelcome {
+  sessionId: string;
+  heartbeatIntervalMs: number;
+  idleTimeoutMs: number;
+  drainGraceMs: number;
+  dispatcherId: string;
+  dispatcherZone: string;
+}
+
+export interface WireAssignment {
+  taskId: string;
+  attempt: number;
+  version: number;
+  deadlineUnixMs: number;
+  payload: Buffer;
+  contentType: string;
+  queue: string;
+  labels: Record<string, string>;
+  maxAttempts: number;
+}
+
+export interface WireUpdateAck {
+  sequenceId: number;
+  taskId: string;
+  result: 'ACK_RESULT_UNSPECIFIED' | 'ACCEPTED' | 'DUPLICATE' | 'REJECTED';
+  reason: string;
+  message: string;
+  state: WireTaskState;
+  version: number;
+}
+
+export interface WireCancel {
+  taskId: string;
+  attempt: number;
+  reason: string;
+}
+
+export interface WireGoAway {
+  reason: string;
+  drainDeadlineUnixMs: number;
+}
+
+export type WireDispatcherMessage =
+  | { kind: 'welcome'; welcome: WireWelcome }
+  | { kind: 'assignments'; assignments: { assignments: WireAssignment[] } }
+  | { kind: 'acks'; acks: { acks: WireUpdateAck[] } }
+  | { kind: 'cancel'; cancel: WireCancel }
+  | { kind: 'ping'; ping: WirePing }
+  | { kind: 'pong'; pong: WirePing }
+  | { kind: 'goAway'; goAway: WireGoAway }
+  | { kind: 'keepalive'; keepalive: { heartbeatIntervalMs: number; idleTimeoutMs: number } };
+
+/** What a writer may pass: proto-loader fills defaults for omitted fields. */
+export type Outgoing<T> = { [K in keyof T]?: T[K] extends object ? Partial<T[K]> | T[K] : T[K] };

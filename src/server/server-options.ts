@@ -1,0 +1,90 @@
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { compileCoreOptions, type CoreOptions, type CoreOptionsInput } from '../core/options';
+import { HTTP2_KEEPALIVE_DEFAULTS, validateHttp2Keepalive, type Http2KeepaliveConfig } from '../core/http2-keepalive';
+
+/**
+ * Startup-only settings of `zonal serve` (ports, store). They apply when the
+ * process starts; changing them needs a restart. The runtime tuning lives in
+ * CoreOptions.
+ */
+export interface ServerOptions {
+  /** gRPC listen address, host:port; port 0 picks a free one. */
+  grpcAddress: string;
+  /** Admin HTTP (health) address, host:port; '' disables it. */
+  adminAddress: string;
+  dataDir: string;
+  /** SQLite file; defaults to <dataDir>/zonal.db. */
+  sqlitePath: string;
+  /** FULL survives power loss; NORMAL survives process crashes only. */
+  sqliteSynchronous: 'FULL' | 'NORMAL';
+  /** Largest gRPC message accepted (a SubmitBatch carries many payloads). */
+  maxMessageBytes: number;
+  helloTimeoutMs: number;
+  finishedRetentionMs: number;
+  /** Grace period for in-flight tasks on SIGTERM. */
+  shutdownGraceMs: number;
+  /** This dispatcher's zone and region, announced to the control plane and to workers. */
+  zone: string;
+  region: string;
+  /** Stable name of this instance (default host-pid). */
+  dispatcherId: string;
+  /** Embedded xDS control plane listen address; '' runs none. */
+  xdsAddress: string;
+  /** JSON file of static endpoints and policy for the embedded control plane. */
+  xdsFile: string;
+  /** The embedded control plane marks a silent dispatcher UNHEALTHY after this long. */
+  xdsHealthWindowMs: number;
+  /** Control plane to register with; '' means the embedded one (if any). */
+  registerWith: string;
+  /** ip:port clients dial to reach this dispatcher; '' means the gRPC address it bound. */
+  advertiseAddress: string;
+  /** On shutdown, how long to wait for xDS clients to acknowledge DRAINING before GoAway. */
+  drainPropagationMs: number;
+  /** HTTP/2 PING policy; the SDK's defaults agree with these defaults. */
+  http2Keepalive: Http2KeepaliveConfig;
+  core: CoreOptions;
+}
+
+export type ServerOptionsInput = Partial<Omit<ServerOptions, 'core' | 'http2Keepalive'>> & { core?: CoreOptionsInput; http2Keepalive?: Partial<Http2KeepaliveConfig> };
+
+export function compileServerOptions(input: ServerOptionsInput = {}): ServerOptions {
+  const dataDir = input.dataDir ?? './data';
+  const core = compileCoreOptions(input.core);
+  const options: ServerOptions = {
+    grpcAddress: input.grpcAddress ?? '127.0.0.1:50051',
+    adminAddress: input.adminAddress ?? '127.0.0.1:9464',
+    dataDir,
+    sqlitePath: input.sqlitePath ?? path.join(dataDir, 'zonal.db'),
+    sqliteSynchronous: input.sqliteSynchronous ?? 'FULL',
+    maxMessageBytes: input.maxMessageBytes ?? 64 * 1024 * 1024,
+    helloTimeoutMs: input.helloTimeoutMs ?? 10_000,
+    finishedRetentionMs: input.finishedRetentionMs ?? 7 * 24 * 3600_000,
+    shutdownGraceMs: input.shutdownGraceMs ?? core.drainGraceMs,
+    zone: input.zone ?? '',
+    region: input.region ?? '',
+    dispatcherId: input.dispatcherId ?? `${os.hostname()}-${process.pid}`,
+    xdsAddress: input.xdsAddress ?? '',
+    xdsFile: input.xdsFile ?? '',
+    xdsHealthWindowMs: input.xdsHealthWindowMs ?? 1_000,
+    registerWith: input.registerWith ?? '',
+    advertiseAddress: input.advertiseAddress ?? '',
+    drainPropagationMs: input.drainPropagationMs ?? 2_000,
+    http2Keepalive: { ...HTTP2_KEEPALIVE_DEFAULTS, ...input.http2Keepalive },
+    core,
+  };
+  validateHttp2Keepalive(options.http2Keepalive);
+  if (options.xdsHealthWindowMs < 100 || options.xdsHealthWindowMs > 60_000) {
+    throw new RangeError(`xdsHealthWindowMs must be between 100 and 60000, got ${options.xdsHealthWindowMs}`);
+  }
+  if (options.drainPropagationMs < 0 || options.drainPropagationMs > 60_000) {
+    throw new RangeError(`drainPropagationMs must be between 0 and 60000, got ${options.drainPropagationMs}`);
+  }
+  if (options.maxMessageBytes < core.maxPayloadBytes + 64 * 1024) {
+    throw new RangeError(`maxMessageBytes (${options.maxMessageBytes}) must exceed maxPayloadBytes (${core.maxPayloadBytes}) by at least 64 KiB`);
+  }
+  if (options.sqliteSynchronous !== 'FULL' && options.sqliteSynchronous !== 'NORMAL') {
+    throw new RangeError(`sqliteSynchronous must be FULL or NORMAL, got ${String(options.sqliteSynchronous)}`);
+  }
+  return options;
+}

@@ -1,0 +1,125 @@
+import type * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+import { startAdminServer } from '../admin/admin-server';
+import { createLogger } from '../log';
+import { dispatcherService } from '../protocol/service';
+import { SqliteTaskStore } from '../store/sqlite/sqlite-task-store';
+import type { TaskStore } from '../store/task-store';
+import { Dispatcher } from './dispatcher';
+import { shutdownGrpcServer } from './grpc-shutdown';
+import { serverKeepaliveOptions } from '../core/http2-keepalive';
+import { createDispatcherRegistry } from '../telemetry/prometheus';
+import { startControlPlane } from '../xds/xds-server';
+import { RegistrationClient } from '../xds/registration-client';
+import type { ControlPlane } from '../xds/control-plane';
+import { dispatcherHandlers } from './grpc-service';
+import { compileServerOptions, type ServerOptions, type ServerOptionsInput } from './server-options';
+
+const log = createLogger('server');
+
+export interface RunningServer {
+  readonly dispatcher: Dispatcher;
+  readonly options: ServerOptions;
+  /** host:port the gRPC server listens on (with the real port when 0 was asked). */
+  readonly grpcAddress: string;
+  readonly adminAddress: string;
+  /** The embedded control plane's address, '' when none runs. */
+  readonly xdsAddress: string;
+  readonly controlPlane: ControlPlane | undefined;
+  /** Graceful stop: GoAway, drain for shutdownGraceMs, flush, close. */
+  stop(): Promise<void>;
+}
+
+function splitHostPort(address: string): { host: string; port: number } {
+  const i = address.lastIndexOf(':');
+  if (i < 0) throw new RangeError(`address "${address}" must be host:port`);
+  const port = Number(address.slice(i + 1));
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`address "${address}" has an invalid port`);
+  return { host: address.slice(0, i).replace(/^\[|\]$/g, ''), port };
+}
+
+/** Starts a dispatcher: store, recovery, gRPC service and admin HTTP. */
+export async function startServer(input: ServerOptionsInput = {}, store?: TaskStore): Promise<RunningServer> {
+  const options = compileServerOptions(input);
+  const taskStore = store ?? new SqliteTaskStore({ path: options.sqlitePath, synchronous: options.sqliteSynchronous });
+  const dispatcher = new Dispatcher({
+    core: options.core,
+    store: taskStore,
+    finishedRetentionMs: options.finishedRetentionMs,
+    identity: { id: options.dispatcherId, zone: options.zone },
+  });
+  const { recovered } = await dispatcher.start();
+
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': options.maxMessageBytes,
+    'grpc.max_send_message_length': options.maxMessageBytes,
+    ...serverKeepaliveOptions(options.http2Keepalive),
+  });
+  server.addService(dispatcherService().definition, dispatcherHandlers(dispatcher, options.helloTimeoutMs));
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(options.grpcAddress, grpc.ServerCredentials.createInsecure(), (err, boundPort) => (err ? reject(err) : resolve(boundPort)));
+  }).catch(async (err: unknown) => {
+    await dispatcher.shutdown(0);
+    throw err;
+  });
+  const grpcAddress = `${splitHostPort(options.grpcAddress).host}:${port}`;
+
+  // xDS: an embedded control plane, and this dispatcher's registration with one.
+  const controlPlane = options.xdsAddress !== '' ? await startControlPlane({ address: options.xdsAddress, file: options.xdsFile, healthWindowMs: options.xdsHealthWindowMs }) : undefined;
+  const registerWith = options.registerWith === 'off' ? '' : options.registerWith !== '' ? options.registerWith : (controlPlane?.address ?? '');
+  const registration =
+    registerWith !== ''
+      ? new RegistrationClient({
+          controlPlane: registerWith,
+          endpointId: options.dispatcherId,
+          address: options.advertiseAddress !== '' ? options.advertiseAddress : grpcAddress,
+          zone: options.zone,
+          region: options.region,
+          intervalMs: Math.max(50, Math.floor(options.xdsHealthWindowMs / 4)),
+          onHealthyZones: (zones) => dispatcher.rebalanceZones(options.zone, zones),
+        })
+      : undefined;
+  registration?.start();
+
+  let admin: http.Server | undefined;
+  let adminAddress = '';
+  if (options.adminAddress !== '') {
+    const { host, port: adminPort } = splitHostPort(options.adminAddress);
+    const registry = createDispatcherRegistry({
+      dispatcher,
+      ...(registration !== undefined ? { controlPlaneCircuit: () => registration.circuitState() } : {}),
+      ...(controlPlane !== undefined ? { xdsNacks: () => controlPlane.plane.nackCount } : {}),
+    });
+    admin = await startAdminServer(dispatcher, host, adminPort, {
+      '/metrics': async () => ({ status: 200, body: await registry.metrics(), contentType: registry.contentType }),
+      ...(controlPlane !== undefined ? { '/xds/status': () => ({ status: 200, body: controlPlane.plane.status() }) } : {}),
+    });
+    adminAddress = `${host}:${(admin.address() as AddressInfo).port}`;
+  }
+  log.info('dispatcher started', { grpcAddress, adminAddress, store: options.sqlitePath, recovered, zone: options.zone, xds: controlPlane?.address ?? '', registerWith });
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      log.info('stopping', { graceMs: options.shutdownGraceMs });
+      if (registration !== undefined) {
+        // DRAINING in EDS first, so clients stop sending here before the workers get GoAway.
+        const propagated = await registration.drain(options.drainPropagationMs);
+        log.info('DRAINING propagated to xDS clients', propagated);
+      }
+      await dispatcher.shutdown(options.shutdownGraceMs);
+      await registration?.stop();
+      await controlPlane?.stop();
+      await shutdownGrpcServer(server, 2_000);
+      if (admin !== undefined) {
+        admin.closeAllConnections();
+        await new Promise<void>((resolve) => admin.close(() => resolve()));
+      }
+      log.info('stopped');
+    })();
+    return stopping;
+  };
+
+  return { dispatcher, options, grpcAddress, adminAddress, xdsAddress: controlPlane?.address ?? '', controlPlane: controlPlane?.plane, stop };
+}

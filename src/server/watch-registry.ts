@@ -1,0 +1,36 @@
+import type { TaskRecord } from '../core/task';
+
+export type WatchListener = (record: TaskRecord) => void;
+
+/** WatchTask subscribers by task id; notified with every durable change. */
+export class WatchRegistry {
+  private readonly listeners = new Map<string, Set<WatchListener>>();
+
+  add(taskId: string, listener: WatchListener): () => void {
+    let set = this.listeners.get(taskId);
+    if (set === undefined) {
+      set = new Set();
+      this.listeners.set(taskId, set);
+    }
+    set.add(listener);
+    return () => {
+      const current = this.listeners.get(taskId);
+      if (current === undefined) return;
+      current.delete(listener);
+      if (current.size === 0) this.listeners.delete(taskId);
+    };
+  }
+
+  notify(records: readonly TaskRecord[]): void {
+    if (this.listeners.size === 0) return;
+    for (const record of records) {
+      const set = this.listeners.get(record.id);
+      if (set === undefined) continue;
+      for (const listener of [...set]) listener(record);
+    }
+  }
+
+  get size(): number {
+    return this.listeners.size;
+  }
+}

@@ -1,0 +1,207 @@
+import type * as grpc from '@grpc/grpc-js';
+import { Status, ZonalError } from '../errors';
+import type { SessionState, CloseCause, HelloSpec } from '../core/session';
+import { NAME_PATTERN } from '../core/submit-spec';
+import type { UpdateAckOut } from '../core/update';
+import { decodeHello, decodeUpdate, encodeAck } from '../protocol/codec';
+import type { Outgoing, WireDispatcherMessage, WireWorkerMessage } from '../protocol/wire';
+import type { Dispatcher } from './dispatcher';
+
+export type WorkerCall = grpc.ServerDuplexStream<WireWorkerMessage, Outgoing<WireDispatcherMessage>>;
+
+const MAX_UPDATES_PER_MESSAGE = 10_000;
+/** Messages queued towards a worker that stopped reading; past this the stream is ended. */
+const MAX_QUEUED_OUTBOUND = 10_000;
+const MAX_LABEL_CHARS = 1024;
+
+/**
+ * One worker stream: decode -> core -> (commit) -> encode. Nothing a worker
+ * sends can throw out of here; a message that breaks the protocol ends this
+ * stream only, with a status that says what was wrong.
+ *
+ * Invariant: `session` is undefined until a valid Hello arrives, and the
+ * stream is ended exactly once (`ended`).
+ */
+export class WorkerStream {
+  session: SessionState | undefined;
+  private ended = false;
+  private helloTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly dispatcher: Dispatcher,
+    private readonly call: WorkerCall,
+    helloTimeoutMs: number,
+  ) {
+    this.helloTimer = setTimeout(() => this.fail(Status.DEADLINE_EXCEEDED, 'PROTOCOL_VIOLATION', `no Hello within ${helloTimeoutMs} ms`), helloTimeoutMs);
+    call.on('data', (message: WireWorkerMessage) => this.guard(() => this.onMessage(message)));
+    call.on('end', () => this.guard(() => this.onPeerGone('half-closed')));
+    call.on('error', () => this.guard(() => this.onPeerGone('error')));
+    call.on('cancelled', () => this.guard(() => this.onPeerGone('cancelled')));
+  }
+
+  send(message: Outgoing<WireDispatcherMessage>): void {
+    if (this.ended) return;
+    if (this.call.writableLength > MAX_QUEUED_OUTBOUND) {
+      // A worker that keeps sending but never reads would grow this buffer without bound.
+      this.fail(Status.RESOURCE_EXHAUSTED, 'PROTOCOL_VIOLATION', `more than ${MAX_QUEUED_OUTBOUND} messages queued: the worker is not reading its stream`);
+      return;
+    }
+    if (this.session !== undefined) this.dispatcher.noteOutbound(this.session);
+    this.call.write(message);
+  }
+
+  /** Ends the stream after the core closed the session. */
+  closedByCore(cause: CloseCause): void {
+    switch (cause) {
+      case 'DRAINED':
+      case 'SHUTDOWN':
+        this.end();
+        return;
+      case 'IDLE':
+        this.fail(Status.UNAVAILABLE, 'SESSION_IDLE', `nothing received for ${this.session?.idleTimeoutMs ?? 0} ms; unfinished tasks were re-queued`);
+        return;
+      case 'STALLED':
+        this.fail(Status.UNAVAILABLE, 'SESSION_STALLED', `the worker kept sending but stopped reading (no Pong or assignment acknowledged within ${this.session?.idleTimeoutMs ?? 0} ms); unfinished tasks were re-queued`);
+        return;
+      case 'DRAIN_EXPIRED':
+        this.fail(Status.UNAVAILABLE, 'SESSION_IDLE', `drain grace expired; unfinished tasks were re-queued`);
+        return;
+      default:
+        this.end();
+    }
+  }
+
+  private guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.dispatcher.reportError(err, { where: 'worker-stream', sessionId: this.session?.id });
+      this.fail(Status.INTERNAL, 'INTERNAL', 'the dispatcher failed to handle a message on this stream; reconnect');
+    }
+  }
+
+  private onMessage(message: WireWorkerMessage): void {
+    if (this.ended) return;
+    const session = this.session;
+    if (session === undefined) {
+      if (message.kind !== 'hello') {
+        this.fail(Status.FAILED_PRECONDITION, 'PROTOCOL_VIOLATION', `the first message must be Hello, got ${message.kind ?? 'an empty message'}`);
+        return;
+      }
+      this.onHello(decodeHello(message.hello));
+      return;
+    }
+    this.dispatcher.touch(session);
+    switch (message.kind) {
+      case 'hello':
+        this.fail(Status.FAILED_PRECONDITION, 'PROTOCOL_VIOLATION', 'Hello may be sent only once per stream');
+        return;
+      case 'setSlots': {
+        const slots = message.setSlots.slots;
+        const max = this.dispatcher.coreOptions.maxSlotsPerSession;
+        if (!Number.isInteger(slots) || slots < 0 || slots > max) {
+          this.fail(Status.INVALID_ARGUMENT, 'PROTOCOL_VIOLATION', `set_slots.slots must be 0..${max}, got ${slots}`);
+          return;
+        }
+        this.dispatcher.setSlots(session, slots);
+        return;
+      }
+      case 'updates': {
+        const updates = message.updates.updates;
+        if (updates.length > MAX_UPDATES_PER_MESSAGE) {
+          this.fail(Status.RESOURCE_EXHAUSTED, 'PROTOCOL_VIOLATION', `at most ${MAX_UPDATES_PER_MESSAGE} updates per message`);
+          return;
+        }
+        const acks: UpdateAckOut[] = [];
+        for (const update of updates) acks.push(this.dispatcher.applyUpdate(session, decodeUpdate(update)));
+        this.dispatcher.afterCommit(() => this.send({ kind: 'acks', acks: { acks: acks.map(encodeAck) } }));
+        return;
+      }
+      case 'ping':
+        this.send({ kind: 'pong', pong: { nonce: message.ping.nonce, sentUnixMs: message.ping.sentUnixMs } });
+        return;
+      case 'pong':
+        this.dispatcher.pong(session, message.pong.nonce);
+        return;
+      case 'drain':
+        this.dispatcher.drain(session);
+        return;
+      default:
+        // An empty message still proves the worker is alive; nothing else to do.
+        return;
+    }
+  }
+
+  private onHello(hello: HelloSpec): void {
+    const problem = helloProblem(hello, this.dispatcher.coreOptions.maxSlotsPerSession);
+    if (problem !== undefined) {
+      this.fail(Status.INVALID_ARGUMENT, 'PROTOCOL_VIOLATION', `invalid Hello: ${problem}`);
+      return;
+    }
+    if (this.helloTimer !== undefined) clearTimeout(this.helloTimer);
+    this.helloTimer = undefined;
+    if (hello.queues.length === 0) hello.queues = ['default'];
+    this.session = this.dispatcher.openSession(hello, this);
+    const options = this.dispatcher.coreOptions;
+    this.send({
+      kind: 'welcome',
+      welcome: {
+        sessionId: this.session.id,
+        heartbeatIntervalMs: this.session.intervalMs,
+        idleTimeoutMs: this.session.idleTimeoutMs,
+        drainGraceMs: options.drainGraceMs,
+        dispatcherId: this.dispatcher.identity.id,
+        dispatcherZone: this.dispatcher.identity.zone,
+      },
+    });
+  }
+
+  private onPeerGone(how: string): void {
+    if (this.helloTimer !== undefined) clearTimeout(this.helloTimer);
+    this.helloTimer = undefined;
+    const session = this.session;
+    if (session !== undefined) this.dispatcher.closeSession(session, 'STREAM_ENDED', how);
+    this.end();
+  }
+
+  private end(): void {
+    if (this.helloTimer !== undefined) clearTimeout(this.helloTimer);
+    this.helloTimer = undefined;
+    if (this.ended) return;
+    this.ended = true;
+    try {
+      this.call.end();
+    } catch {
+      // The transport is already gone; nothing left to tell the worker.
+    }
+  }
+
+  /** Ends this stream with an error status; the session (if any) loses its tasks. */
+  fail(code: number, reason: ZonalError['reason'], message: string): void {
+    if (this.helloTimer !== undefined) clearTimeout(this.helloTimer);
+    this.helloTimer = undefined;
+    if (this.ended) return;
+    const session = this.session;
+    if (session !== undefined && session.lifecycle !== 'CLOSED') this.dispatcher.closeSession(session, 'PROTOCOL_VIOLATION', reason);
+    this.ended = true;
+    const error = new ZonalError(reason, message, { code });
+    try {
+      this.call.emit('error', this.dispatcher.toStatus(error));
+    } catch {
+      // The transport is already gone.
+    }
+  }
+}
+
+function helloProblem(hello: HelloSpec, maxSlots: number): string | undefined {
+  if (!NAME_PATTERN.test(hello.workerId)) return `worker_id "${hello.workerId.slice(0, 64)}" must match ${NAME_PATTERN}`;
+  if (hello.zone !== '' && !NAME_PATTERN.test(hello.zone)) return `zone "${hello.zone.slice(0, 64)}" must match ${NAME_PATTERN}`;
+  if (!Number.isInteger(hello.slots) || hello.slots < 1 || hello.slots > maxSlots) return `slots must be 1..${maxSlots}, got ${hello.slots}`;
+  if (hello.queues.length > 64) return 'at most 64 queues';
+  for (const queue of hello.queues) if (!NAME_PATTERN.test(queue)) return `queue "${queue.slice(0, 64)}" must match ${NAME_PATTERN}`;
+  if (Object.keys(hello.labels).length > 64) return 'at most 64 labels';
+  for (const [key, value] of Object.entries(hello.labels)) {
+    if (key.length + value.length > MAX_LABEL_CHARS) return `label "${key.slice(0, 32)}" is longer than ${MAX_LABEL_CHARS} characters`;
+  }
+  return undefined;
+}

@@ -1,0 +1,49 @@
+/**
+ * Every metric Zonal exports, in one table: name, kind, help text and label
+ * names. Code that reports a metric takes its name from here, and an adapter
+ * (prom-client, OpenTelemetry) can register all of them from this table.
+ * A retired name is never reused for a different meaning.
+ */
+export interface MetricDefinition {
+  readonly name: string;
+  readonly kind: 'gauge' | 'counter' | 'histogram';
+  readonly help: string;
+  readonly labelNames: readonly string[];
+}
+
+export const METRICS = {
+  clientCircuitState: {
+    name: 'zonal_client_circuit_state',
+    kind: 'gauge',
+    help: 'State of the SDK circuit breaker to a dispatcher target: 0 closed, 1 half-open, 2 open.',
+    labelNames: ['target'],
+  },
+  sessions: { name: 'zonal_sessions', kind: 'gauge', help: 'Open worker sessions (streams).', labelNames: [] },
+  sessionsClosed: {
+    name: 'zonal_sessions_closed_total',
+    kind: 'counter',
+    help: 'Worker sessions ended, by cause: IDLE (dead), STALLED (stopped reading), STREAM_ENDED, DRAINED, DRAIN_EXPIRED, PROTOCOL_VIOLATION, SHUTDOWN.',
+    labelNames: ['cause'],
+  },
+  heartbeatsSent: { name: 'zonal_heartbeats_sent_total', kind: 'counter', help: 'Explicit heartbeats (Ping) sent on idle worker streams.', labelNames: [] },
+  heartbeatOverBudget: {
+    name: 'zonal_heartbeat_over_budget',
+    kind: 'gauge',
+    help: '1 when the heartbeat budget cannot be met because the load-balancer or dead-peer caps win, else 0.',
+    labelNames: [],
+  },
+  tasksInMemory: { name: 'zonal_tasks_in_memory', kind: 'gauge', help: 'Unfinished tasks (and finished ones not yet evicted) held in memory.', labelNames: [] },
+  readyTasks: { name: 'zonal_ready_tasks', kind: 'gauge', help: 'Entries in the ready queues (including stale ones not yet dropped).', labelNames: [] },
+  storeCommits: { name: 'zonal_store_commits_total', kind: 'counter', help: 'Group commits to the task store.', labelNames: [] },
+  storeRecords: { name: 'zonal_store_records_committed_total', kind: 'counter', help: 'Task records written by group commits.', labelNames: [] },
+  xdsNacks: { name: 'zonal_xds_nacks_total', kind: 'counter', help: 'xDS responses NACKed by clients of the embedded control plane.', labelNames: [] },
+  dependencyCircuitState: {
+    name: 'zonal_dependency_circuit_state',
+    kind: 'gauge',
+    help: "State of the dispatcher's circuit breaker to an external dependency (control-plane, store): 0 closed, 1 half-open, 2 open.",
+    labelNames: ['dependency'],
+  },
+} as const satisfies Record<string, MetricDefinition>;
+
+/** The value a circuit-state gauge reports for each state. */
+export const CIRCUIT_STATE_VALUE = { CLOSED: 0, HALF_OPEN: 1, OPEN: 2 } as const;

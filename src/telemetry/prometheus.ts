@@ -1,0 +1,62 @@
+import * as client from 'prom-client';
+import type { Dispatcher } from '../server/dispatcher';
+import { CIRCUIT_STATE_VALUE, METRICS } from './metric-names';
+
+export interface MetricSources {
+  dispatcher: Dispatcher;
+  /** State of the breaker guarding the control-plane registration, if any. */
+  controlPlaneCircuit?: () => keyof typeof CIRCUIT_STATE_VALUE;
+  /** NACKs seen by the embedded control plane, if any. */
+  xdsNacks?: () => number;
+}
+
+/**
+ * The dispatcher's Prometheus registry. Every value is read from the
+ * dispatcher at scrape time, so nothing on the hot path pays for metrics.
+ * Names come from metric-names.ts.
+ */
+export function createDispatcherRegistry(sources: MetricSources): client.Registry {
+  const registry = new client.Registry();
+  client.collectDefaultMetrics({ register: registry, prefix: 'zonal_process_' });
+  const { dispatcher } = sources;
+  const gauge = (def: { name: string; help: string; labelNames: readonly string[] }, read: (g: client.Gauge) => void): void => {
+    new client.Gauge({
+      name: def.name,
+      help: def.help,
+      labelNames: [...def.labelNames],
+      // Only this registry: several dispatchers (tests) may live in one process.
+      registers: [registry],
+      collect() {
+        read(this);
+      },
+    });
+  };
+  // Counters read from cumulative totals are exposed with counter semantics (reset, then the total).
+  const counter = (def: { name: string; help: string; labelNames: readonly string[] }, read: (c: client.Counter) => void): void => {
+    new client.Counter({
+      name: def.name,
+      help: def.help,
+      labelNames: [...def.labelNames],
+      registers: [registry],
+      collect() {
+        this.reset();
+        read(this);
+      },
+    });
+  };
+  gauge(METRICS.sessions, (g) => g.set(dispatcher.stats().sessions));
+  gauge(METRICS.tasksInMemory, (g) => g.set(dispatcher.stats().tasksInMemory));
+  gauge(METRICS.readyTasks, (g) => g.set(dispatcher.stats().ready));
+  gauge(METRICS.heartbeatOverBudget, (g) => g.set(dispatcher.stats().heartbeatOverBudget ? 1 : 0));
+  counter(METRICS.heartbeatsSent, (c) => c.inc(dispatcher.stats().heartbeatsSent));
+  counter(METRICS.storeCommits, (c) => c.inc(dispatcher.stats().commits));
+  counter(METRICS.storeRecords, (c) => c.inc(dispatcher.stats().recordsCommitted));
+  counter(METRICS.sessionsClosed, (c) => {
+    for (const [cause, n] of Object.entries(dispatcher.stats().sessionsClosedByCause)) c.inc({ cause }, n ?? 0);
+  });
+  const circuit = sources.controlPlaneCircuit;
+  if (circuit !== undefined) gauge(METRICS.dependencyCircuitState, (g) => g.set({ dependency: 'control-plane' }, CIRCUIT_STATE_VALUE[circuit()]));
+  const nacks = sources.xdsNacks;
+  if (nacks !== undefined) counter(METRICS.xdsNacks, (c) => c.inc(nacks()));
+  return registry;
+}

@@ -1,0 +1,124 @@
+import type * as grpc from '@grpc/grpc-js';
+import { Status } from '../errors';
+import { createLogger } from '../log';
+import { AdsStreamState, type Push } from './ads-stream-state';
+import { decodeDiscoveryRequest, encodeDiscoveryResponse, type DiscoveryRequest } from './envoy-protos';
+import type { ClientLocality } from './endpoints';
+import { shortTypeName, TYPE_URLS } from './resources';
+import type { Snapshot } from './snapshot';
+
+const log = createLogger('xds');
+
+export interface AdsStreamHost {
+  snapshotFor(locality: ClientLocality): Snapshot;
+  readonly epoch: number;
+  onNack(stream: AdsStream, typeUrl: string, version: string, error: string): void;
+  onSettledChange(): void;
+  closed(stream: AdsStream): void;
+}
+
+/**
+ * One client's ADS stream: decodes requests, keeps the ACK/NACK state, and
+ * pushes the resources of the client's zone when they change. The node (and
+ * so the zone) arrives only in the first request of a stream.
+ */
+export class AdsStream {
+  readonly state = new AdsStreamState();
+  nodeId = '';
+  locality: ClientLocality = { zone: '', region: '' };
+  private started = false;
+  private ended = false;
+
+  constructor(
+    private readonly call: grpc.ServerDuplexStream<Buffer, Buffer>,
+    private readonly host: AdsStreamHost,
+  ) {
+    call.on('data', (bytes: Buffer) => {
+      try {
+        this.onData(bytes);
+      } catch (err) {
+        // One client's request must never take the control plane down.
+        log.error('failed to handle a DiscoveryRequest; ending that stream', { node: this.nodeId, error: err });
+        this.fail('failed to handle the request');
+      }
+    });
+    const gone = (): void => this.end();
+    call.on('end', gone);
+    call.on('error', gone);
+    call.on('cancelled', gone);
+  }
+
+  /** Sends whatever changed for every subscribed type. */
+  pushAll(): void {
+    for (const typeUrl of TYPE_URLS) this.push(typeUrl);
+  }
+
+  private onData(bytes: Buffer): void {
+    if (this.ended) return;
+    let request: DiscoveryRequest;
+    try {
+      request = decodeDiscoveryRequest(bytes);
+    } catch (err) {
+      log.warn('undecodable DiscoveryRequest; ending the stream', { node: this.nodeId, error: err });
+      this.fail('undecodable DiscoveryRequest');
+      return;
+    }
+    if (!this.started) {
+      this.started = true;
+      this.nodeId = request.node?.id ?? '';
+      this.locality = { zone: request.node?.locality?.zone ?? '', region: request.node?.locality?.region ?? '' };
+      log.info('xDS client connected', { node: this.nodeId, zone: this.locality.zone, region: this.locality.region });
+    }
+    if (!TYPE_URLS.includes(request.type_url as (typeof TYPE_URLS)[number])) {
+      log.warn('request for a resource type this control plane does not serve', { node: this.nodeId, typeUrl: request.type_url });
+    }
+    const outcome = this.state.onRequest(request);
+    switch (outcome.kind) {
+      case 'nack':
+        this.host.onNack(this, outcome.typeUrl, outcome.version, outcome.error);
+        this.host.onSettledChange();
+        break;
+      case 'ack':
+        log.debug('ACK', { node: this.nodeId, type: shortTypeName(outcome.typeUrl), version: outcome.version });
+        this.host.onSettledChange();
+        break;
+      case 'subscribe':
+        log.debug('subscribe', { node: this.nodeId, type: shortTypeName(outcome.typeUrl), names: request.resource_names });
+        break;
+      case 'stale':
+        break;
+    }
+    this.push(request.type_url);
+  }
+
+  private push(typeUrl: string): void {
+    if (this.ended || !this.started) return;
+    const snapshot = this.host.snapshotFor(this.locality);
+    const plan: Push | undefined = this.state.planPush(typeUrl, snapshot.get(typeUrl as never), this.host.epoch);
+    if (plan === undefined) return;
+    log.debug('push', { node: this.nodeId, type: shortTypeName(typeUrl), version: plan.version, resources: plan.resources.length });
+    this.call.write(encodeDiscoveryResponse({ version_info: plan.version, resources: plan.resources.map((r) => r.any), type_url: typeUrl, nonce: plan.nonce }));
+  }
+
+  private fail(details: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.host.closed(this);
+    try {
+      this.call.emit('error', { code: Status.INVALID_ARGUMENT, details });
+    } catch {
+      // Already gone.
+    }
+  }
+
+  private end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.host.closed(this);
+    try {
+      this.call.end();
+    } catch {
+      // Already gone.
+    }
+  }
+}

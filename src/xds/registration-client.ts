@@ -1,0 +1,154 @@
+import * as grpc from '@grpc/grpc-js';
+import { createLogger } from '../log';
+import { registryService } from '../protocol/service';
+import { deadlineIn } from '../client/call-policy';
+import { ZonalError } from '../errors';
+import { fromServiceError } from '../protocol/grpc-errors';
+import { Breaker, compileBreakerOptions, type BreakerOptions, type CircuitState } from '../resilience/breaker';
+import { reportCircuitState, type Gauge } from '../telemetry/client-metrics';
+
+const log = createLogger('registration');
+
+export interface RegistrationOptions {
+  /** The control plane, host:port. */
+  controlPlane: string;
+  endpointId: string;
+  /** ip:port clients dial. */
+  address: string;
+  zone: string;
+  region: string;
+  /** Heartbeat period; a quarter of the control plane's health window by default. */
+  intervalMs: number;
+  /** Called with the zones that have a healthy dispatcher, after each heartbeat. */
+  onHealthyZones(zones: string[]): void;
+  /** The breaker that guards heartbeats; defaults follow `intervalMs` (see `registrationBreakerDefaults`). */
+  breaker?: Partial<BreakerOptions>;
+  /** METRICS.dependencyCircuitState, reported with `dependency="control-plane"`. */
+  circuitStateGauge?: Gauge;
+}
+
+/**
+ * Breaker defaults for heartbeats every `intervalMs`: it may open after a
+ * health window (4 beats) of failures, and probes again after one health
+ * window, so a control plane that comes back sees this dispatcher again
+ * within about one health window.
+ */
+export function registrationBreakerDefaults(intervalMs: number): BreakerOptions {
+  return {
+    errorThresholdPercentage: 50,
+    volumeThreshold: 4,
+    rollingWindowMs: Math.max(1_000, 20 * intervalMs),
+    rollingWindowBuckets: 10,
+    resetTimeoutMs: Math.max(100, 4 * intervalMs),
+  };
+}
+
+type Unary = (req: unknown, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: unknown) => void) => void;
+
+/**
+ * Keeps one dispatcher registered with the control plane: a heartbeat every
+ * `intervalMs`, DRAINING on shutdown, deregistration at the end. A missed
+ * heartbeat is retried on the next tick; the control plane marks the
+ * dispatcher UNHEALTHY only after a whole health window of silence.
+ *
+ * The control plane is the dispatcher's external dependency, so heartbeats go
+ * through a circuit breaker: while it is OPEN, heartbeats are skipped (no call,
+ * no log line) until its probe. The shutdown calls (DRAINING, AwaitPropagated,
+ * Deregister) bypass it: each is one bounded best-effort attempt, and skipping
+ * DRAINING would leave clients sending here until GoAway.
+ */
+export class RegistrationClient {
+  private readonly client: grpc.Client;
+  private timer: NodeJS.Timeout | undefined;
+  private draining = false;
+  private inFlight = false;
+  private failures = 0;
+  private readonly breaker: Breaker;
+  private readonly stopReporting: () => void;
+
+  constructor(private readonly options: RegistrationOptions) {
+    this.breaker = new Breaker(`control plane ${options.controlPlane}`, compileBreakerOptions(options.breaker, registrationBreakerDefaults(options.intervalMs)));
+    this.breaker.onStateChange((state, previous) => {
+      // Once per outage: the HALF_OPEN -> OPEN cycles of failed probes are not logged.
+      if (state === 'OPEN' && previous === 'CLOSED') {
+        log.warn('control plane unreachable: heartbeats paused until the circuit probes again', { controlPlane: options.controlPlane, probeAtMs: this.breaker.probeAtMs() });
+      } else {
+        log.debug('control plane circuit', { controlPlane: options.controlPlane, from: previous, to: state });
+      }
+    });
+    this.stopReporting = reportCircuitState(this.breaker, options.circuitStateGauge, { dependency: 'control-plane' });
+    // Reconnect quickly after a control-plane restart: the default backoff grows to 2 minutes.
+    this.client = new (registryService().client)(options.controlPlane, grpc.credentials.createInsecure(), {
+      'grpc.initial_reconnect_backoff_ms': 100,
+      'grpc.max_reconnect_backoff_ms': 1_000,
+    });
+  }
+
+  start(): void {
+    this.beat();
+    this.timer = setInterval(() => this.beat(), this.options.intervalMs);
+  }
+
+  /**
+   * Announces DRAINING and waits until every xDS client acknowledged it (or
+   * `timeoutMs` passed), so clients stop sending here before GoAway.
+   */
+  async drain(timeoutMs: number): Promise<{ settled: boolean; pending: number }> {
+    this.draining = true;
+    await this.call('Heartbeat', this.request(), 1_000).catch((err: unknown) => log.warn('DRAINING heartbeat failed', { error: err }));
+    try {
+      const r = (await this.call('AwaitPropagated', { timeoutMs }, timeoutMs + 1_000)) as { settled: boolean; pendingClients: number };
+      return { settled: r.settled, pending: r.pendingClients };
+    } catch (err) {
+      log.warn('could not wait for xDS clients to see DRAINING', { error: err });
+      return { settled: false, pending: -1 };
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+    this.stopReporting();
+    this.breaker.close();
+    await this.call('Deregister', { endpointId: this.options.endpointId }, 1_000).catch(() => undefined);
+    this.client.close();
+  }
+
+  /** State of the breaker that guards heartbeats. */
+  circuitState(): CircuitState {
+    return this.breaker.state();
+  }
+
+  private request(): Record<string, unknown> {
+    const o = this.options;
+    return { endpointId: o.endpointId, address: o.address, zone: o.zone, region: o.region, draining: this.draining };
+  }
+
+  private beat(): void {
+    if (this.inFlight) return;
+    // OPEN: skip without a call; the breaker turns HALF_OPEN after its reset timeout and the next beat is the probe.
+    if (this.breaker.state() === 'OPEN') return;
+    this.inFlight = true;
+    this.breaker.fire(() => this.call('Heartbeat', this.request(), Math.max(200, this.options.intervalMs * 2))).then(
+      (response) => {
+        this.inFlight = false;
+        if (this.failures > 0) log.info('control plane reachable again', { failures: this.failures });
+        this.failures = 0;
+        this.options.onHealthyZones((response as { healthyZones: string[] }).healthyZones);
+      },
+      (err: unknown) => {
+        this.inFlight = false;
+        // Failed fast (the breaker is open), or stopped meanwhile: no heartbeat failed.
+        if ((err instanceof ZonalError && err.reason === 'CIRCUIT_OPEN') || this.timer === undefined) return;
+        this.failures += 1;
+        // Log the first failure and then every 40th, so an outage does not flood the log.
+        if (this.failures === 1 || this.failures % 40 === 0) log.warn('heartbeat to the control plane failed', { failures: this.failures, error: err });
+      },
+    );
+  }
+
+  private call(method: string, request: unknown, timeoutMs: number): Promise<unknown> {
+    const fn = (this.client as unknown as Record<string, Unary>)[method]!.bind(this.client);
+    return new Promise((resolve, reject) => fn(request, { deadline: deadlineIn(timeoutMs) }, (e, r) => (e ? reject(fromServiceError(e)) : resolve(r))));
+  }
+}
