@@ -2,10 +2,16 @@ import { MinHeap } from './min-heap';
 import type { SessionState } from './session';
 import type { TaskRecord } from './task';
 
-interface ReadyEntry {
+export interface ReadyEntry {
   task: TaskRecord;
   /** The task's version when it was queued; a different version means the entry is stale. */
   version: number;
+  /** When the task became ready; its zone spillover delay counts from here. */
+  readyAtMs: number;
+  /** Waiting for a session of its preferred zone (in `held`, not in `ready`). */
+  held: boolean;
+  /** Bumped at every hold, so a spill deadline of an earlier hold is ignored. */
+  holdGeneration: number;
 }
 
 function readyBefore(a: ReadyEntry, b: ReadyEntry): boolean {
@@ -21,13 +27,33 @@ function readyBefore(a: ReadyEntry, b: ReadyEntry): boolean {
  */
 export class DispatchQueue {
   private readonly ready = new MinHeap<ReadyEntry>(readyBefore);
+  /**
+   * Tasks that prefer a zone and wait (up to the zone spillover delay) for a
+   * session of that zone, by zone. Entries leave lazily like ready ones.
+   */
+  private readonly held = new Map<string, MinHeap<ReadyEntry>>();
   /** Insertion order is the round-robin order: a served session moves to the end. */
   private readonly ring = new Map<string, SessionState>();
 
   constructor(readonly name: string) {}
 
-  pushReady(task: TaskRecord): void {
-    this.ready.push({ task, version: task.version });
+  pushReady(task: TaskRecord, nowMs: number): void {
+    this.ready.push({ task, version: task.version, readyAtMs: nowMs, held: false, holdGeneration: 0 });
+  }
+
+  /** Puts a held entry back among the ready ones (its spill time came, or the delay changed). */
+  release(entry: ReadyEntry): void {
+    if (!entry.held) return;
+    entry.held = false;
+    this.ready.push(entry);
+  }
+
+  /** Releases every held entry (the spillover delay changed: each is judged again). */
+  releaseAll(): void {
+    for (const heap of this.held.values()) {
+      for (let entry = heap.pop(); entry !== undefined; entry = heap.pop()) this.release(entry);
+    }
+    this.held.clear();
   }
 
   offer(session: SessionState): void {
@@ -38,22 +64,54 @@ export class DispatchQueue {
     this.ring.delete(sessionId);
   }
 
+  /** Ready and held entries (including stale ones not yet dropped). */
   get readyCount(): number {
-    return this.ready.size;
+    let n = this.ready.size;
+    for (const heap of this.held.values()) n += heap.size;
+    return n;
   }
 
-  /** Next dispatchable task, dropping stale entries. */
-  peekTask(): TaskRecord | undefined {
-    for (;;) {
-      const top = this.ready.peek();
-      if (top === undefined) return undefined;
-      if (top.task.state === 'PENDING' && top.task.version === top.version) return top.task;
-      this.ready.pop();
-    }
+  /** Next dispatchable entry, dropping stale ones. */
+  peekReady(): ReadyEntry | undefined {
+    return peekLive(this.ready, false);
   }
 
-  popTask(): void {
+  popReady(): void {
     this.ready.pop();
+  }
+
+  /** Moves the top ready entry to the zone's held heap; returns its new hold generation. */
+  holdTop(zone: string): ReadyEntry | undefined {
+    const entry = this.ready.pop();
+    if (entry === undefined) return undefined;
+    entry.held = true;
+    entry.holdGeneration += 1;
+    let heap = this.held.get(zone);
+    if (heap === undefined) {
+      heap = new MinHeap<ReadyEntry>(readyBefore);
+      this.held.set(zone, heap);
+    }
+    heap.push(entry);
+    return entry;
+  }
+
+  /** Zones that have held tasks. */
+  heldZones(): IterableIterator<string> {
+    return this.held.keys();
+  }
+
+  /** The next held task of `zone`, dropping stale entries (and the zone once empty). */
+  peekHeld(zone: string): ReadyEntry | undefined {
+    const heap = this.held.get(zone);
+    if (heap === undefined) return undefined;
+    const entry = peekLive(heap, true);
+    if (entry === undefined) this.held.delete(zone);
+    return entry;
+  }
+
+  popHeld(zone: string): void {
+    const entry = this.held.get(zone)?.pop();
+    if (entry !== undefined) entry.held = false;
   }
 
   /**
@@ -61,7 +119,7 @@ export class DispatchQueue {
    * preferring `zone` when one there has credit. Sessions without credit are
    * dropped from the ring; they are offered again when a slot frees.
    */
-  pickSession(zone: string): SessionState | undefined {
+  pickSession(zone: string, onlyZone = false): SessionState | undefined {
     let first: SessionState | undefined;
     for (const [id, session] of this.ring) {
       if (session.credit <= 0) {
@@ -69,7 +127,7 @@ export class DispatchQueue {
         continue;
       }
       if (zone === '' || session.zone === zone) return session;
-      first ??= session;
+      if (!onlyZone) first ??= session;
     }
     return first;
   }
@@ -78,5 +136,15 @@ export class DispatchQueue {
   served(session: SessionState): void {
     this.ring.delete(session.id);
     if (session.credit > 0) this.ring.set(session.id, session);
+  }
+}
+
+/** The top entry of `heap` that is still current (PENDING, same version, in the expected place). */
+function peekLive(heap: MinHeap<ReadyEntry>, held: boolean): ReadyEntry | undefined {
+  for (;;) {
+    const top = heap.peek();
+    if (top === undefined) return undefined;
+    if (top.held === held && top.task.state === 'PENDING' && top.task.version === top.version) return top;
+    heap.pop();
   }
 }

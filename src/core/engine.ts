@@ -1,7 +1,7 @@
 import { errorInfo, type ErrorInfo, type Reason } from '../errors';
 import { backoffDelayMs } from './backoff';
 import type { Clock, Random } from './clock';
-import { DispatchQueue } from './dispatch-queue';
+import { DispatchQueue, type ReadyEntry } from './dispatch-queue';
 import { MinHeap } from './min-heap';
 import type { CoreOptions } from './options';
 import { holdKey, SessionState, type CloseCause, type HelloSpec } from './session';
@@ -56,7 +56,10 @@ export interface FinishedTask {
 type Deadline =
   | { atMs: number; kind: 'ready' | 'start'; task: TaskRecord; version: number }
   | { atMs: number; kind: 'attempt'; task: TaskRecord; attempt: number }
-  | { atMs: number; kind: 'idle' | 'drain' | 'maxAge' | 'heartbeat'; session: SessionState };
+  | { atMs: number; kind: 'spill'; queue: DispatchQueue; entry: ReadyEntry; holdGeneration: number }
+  | { atMs: number; kind: 'idle' | 'drain' | 'maxAge'; session: SessionState }
+  /** `generation` must match the session's: a rescheduled heartbeat retires the older deadline. */
+  | { atMs: number; kind: 'heartbeat'; session: SessionState; generation: number };
 
 export interface CancelOutcome {
   state: TaskState;
@@ -89,7 +92,7 @@ export class Engine {
   private pingCounter = 0;
 
   constructor(
-    private readonly options: CoreOptions,
+    private options: CoreOptions,
     private readonly clock: Clock,
     private readonly random: Random,
     private readonly newId: () => string,
@@ -101,6 +104,30 @@ export class Engine {
 
   get coreOptions(): CoreOptions {
     return this.options;
+  }
+
+  /**
+   * Puts new (compiled) options in force while running; nothing reconnects.
+   * Keepalive bounds re-decide every session's interval and idle timeout and
+   * tell each worker whose values changed; the slot limit re-caps every
+   * session; a changed zone spillover delay re-judges every held task.
+   * Retry, backoff and timeout defaults apply to the next submit or retry,
+   * the drain grace to the next drain, the session age to new sessions.
+   */
+  setOptions(next: CoreOptions): void {
+    const previous = this.options;
+    this.options = next;
+    for (const session of this.sessions.values()) {
+      if (session.lifecycle === 'CLOSED') continue;
+      this.applySlotLimit(session);
+      if (next.keepalive !== previous.keepalive) this.applyKeepalive(session, true);
+    }
+    if (next.zoneSpilloverDelayMs !== previous.zoneSpilloverDelayMs) {
+      for (const queue of this.queues.values()) {
+        queue.releaseAll();
+        this.touchedQueues.add(queue);
+      }
+    }
   }
 
   // ---------------------------------------------------------------- recovery
@@ -203,11 +230,12 @@ export class Engine {
   openSession(hello: HelloSpec): SessionState {
     const now = this.nowMs;
     const session = new SessionState(this.newId(), hello, now, this.options.sequenceWindow);
+    session.slots = Math.min(hello.slots, this.options.maxSlotsPerSession);
     this.sessions.set(session.id, session);
     this.applyKeepalive(session);
     session.announcedIntervalMs = session.intervalMs;
     this.deadlines.push({ atMs: now + session.idleTimeoutMs, kind: 'idle', session });
-    this.deadlines.push({ atMs: now + session.intervalMs, kind: 'heartbeat', session });
+    this.deadlines.push({ atMs: now + session.intervalMs, kind: 'heartbeat', session, generation: session.heartbeatGeneration });
     if (this.options.maxSessionAgeMs > 0) {
       // Jitter so sessions opened together do not all move together; drawn
       // from the session id so the injected random stays for backoff alone.
@@ -254,8 +282,14 @@ export class Engine {
     return this.sessions.size > 0 && (this.sessions.size * 1000) / o.heartbeatBudgetPerSec > keepaliveCapMs(o).capMs;
   }
 
+  /** The worker's slots, capped by the slot limit in force. */
   setSlots(session: SessionState, slots: number): void {
-    session.slots = slots;
+    session.requestedSlots = slots;
+    this.applySlotLimit(session);
+  }
+
+  private applySlotLimit(session: SessionState): void {
+    session.slots = Math.min(session.requestedSlots, this.options.maxSlotsPerSession);
     this.offerSession(session);
   }
 
@@ -302,15 +336,23 @@ export class Engine {
    * number of sessions (the budget), and tells the worker when the interval
    * moved by more than 20 % since it was last told.
    */
-  private applyKeepalive(session: SessionState): void {
+  private applyKeepalive(session: SessionState, announceAnyChange = false): void {
     const decision = decideKeepalive(this.options.keepalive, session.rtt, this.sessions.size);
     if (session.idleTimeoutMs > 0 && decision.idleTimeoutMs < session.idleTimeoutMs) {
       const now = this.nowMs;
       session.idleNotBeforeMs = Math.max(session.idleNotBeforeMs, Math.min(session.lastInboundMs + session.idleTimeoutMs, now + decision.idleTimeoutMs));
     }
+    const changed = decision.intervalMs !== session.intervalMs || decision.idleTimeoutMs !== session.idleTimeoutMs;
     session.intervalMs = decision.intervalMs;
     session.idleTimeoutMs = decision.idleTimeoutMs;
-    if (session.announcedIntervalMs > 0 && shouldReannounce(session.announcedIntervalMs, decision.intervalMs)) {
+    if (announceAnyChange && changed) {
+      // A new configuration: the next heartbeat follows the new interval at once.
+      session.heartbeatGeneration += 1;
+      const atMs = Math.max(this.nowMs + 1, Math.min(this.nowMs + decision.intervalMs, session.lastOutboundMs + decision.intervalMs));
+      this.deadlines.push({ atMs, kind: 'heartbeat', session, generation: session.heartbeatGeneration });
+    }
+    const reannounce = shouldReannounce(session.announcedIntervalMs, decision.intervalMs) || (announceAnyChange && changed);
+    if (session.announcedIntervalMs > 0 && reannounce) {
       session.announcedIntervalMs = decision.intervalMs;
       this.effects.keepaliveUpdates.push({ sessionId: session.id, intervalMs: decision.intervalMs, idleTimeoutMs: decision.idleTimeoutMs });
     }
@@ -352,7 +394,7 @@ export class Engine {
       pending !== undefined
         ? Math.min(pending.sentMs + session.idleTimeoutMs, now + session.intervalMs)
         : Math.max(now + 1, session.lastOutboundMs + session.intervalMs);
-    this.deadlines.push({ atMs: nextMs, kind: 'heartbeat', session });
+    this.deadlines.push({ atMs: nextMs, kind: 'heartbeat', session, generation: session.heartbeatGeneration });
   }
 
   /** GoAway + drain: the worker finishes what it holds here and reconnects (its balancer picks again). */
@@ -475,8 +517,14 @@ export class Engine {
         case 'maxAge':
           if (top.session.lifecycle === 'OPEN') this.moveSession(top.session, 'MAX_SESSION_AGE');
           break;
+        case 'spill':
+          if (top.entry.held && top.entry.holdGeneration === top.holdGeneration) {
+            top.queue.release(top.entry);
+            this.touchedQueues.add(top.queue);
+          }
+          break;
         case 'heartbeat':
-          if (top.session.lifecycle !== 'CLOSED') this.heartbeat(top.session, now);
+          if (top.session.lifecycle !== 'CLOSED' && top.generation === top.session.heartbeatGeneration) this.heartbeat(top.session, now);
           break;
       }
     }
@@ -484,17 +532,43 @@ export class Engine {
 
   // ---------------------------------------------------------------- dispatch
 
-  /** Assigns ready tasks to sessions with free slots: round-robin, priority first, FIFO within a priority. */
+  /**
+   * Assigns ready tasks to sessions with free slots: round-robin, priority
+   * first, FIFO within a priority, a session of the task's preferred zone
+   * first. A task that prefers a zone with no free session waits (held) up
+   * to zoneSpilloverDelayMs from when it became ready for one, and only
+   * then goes to any zone; tasks behind it are not held up meanwhile.
+   */
   dispatch(): void {
     const now = this.nowMs;
+    const delayMs = this.options.zoneSpilloverDelayMs;
     for (const queue of this.touchedQueues) {
+      for (const zone of [...queue.heldZones()]) {
+        for (;;) {
+          const entry = queue.peekHeld(zone);
+          if (entry === undefined) break;
+          const session = queue.pickSession(zone, true);
+          if (session === undefined) break;
+          queue.popHeld(zone);
+          this.assign(entry.task, session, now);
+          queue.served(session);
+        }
+      }
       for (;;) {
-        const task = queue.peekTask();
-        if (task === undefined) break;
-        const session = queue.pickSession(task.preferredZone);
-        if (session === undefined) break;
-        queue.popTask();
-        this.assign(task, session, now);
+        const entry = queue.peekReady();
+        if (entry === undefined) break;
+        const zone = entry.task.preferredZone;
+        const mayTakeAnyZone = zone === '' || delayMs === 0 || now >= entry.readyAtMs + delayMs;
+        const session = queue.pickSession(zone, !mayTakeAnyZone);
+        if (session === undefined) {
+          // Hold it for its zone only while some other session could have taken it.
+          if (mayTakeAnyZone || queue.pickSession('') === undefined) break;
+          const held = queue.holdTop(zone);
+          if (held !== undefined) this.deadlines.push({ atMs: held.readyAtMs + delayMs, kind: 'spill', queue, entry: held, holdGeneration: held.holdGeneration });
+          continue;
+        }
+        queue.popReady();
+        this.assign(entry.task, session, now);
         queue.served(session);
       }
     }
@@ -594,7 +668,7 @@ export class Engine {
 
   private makeReady(task: TaskRecord): void {
     const queue = this.queue(task.queue);
-    queue.pushReady(task);
+    queue.pushReady(task, this.nowMs);
     this.touchedQueues.add(queue);
   }
 

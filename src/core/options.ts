@@ -27,7 +27,19 @@ export interface CoreOptions {
   maxSessionAgeMs: number;
   /** Sessions younger than this are never moved (stops a worker bouncing between dispatchers). */
   minSessionAgeToMoveMs: number;
+  /**
+   * How long a ready task with a preferred zone waits for a free session of
+   * that zone before any zone's session may take it. 0 spills at once.
+   */
+  zoneSpilloverDelayMs: number;
 }
+
+/**
+ * The most slots a worker may announce in Hello or SetSlots (a wire limit,
+ * fixed). The slot limit in force, maxSlotsPerSession, may change at
+ * runtime; a worker above it is not refused, it just gets at most that many.
+ */
+export const MAX_SLOTS_PER_SESSION = 100_000;
 
 export const CORE_DEFAULTS: CoreOptions = {
   keepalive: KEEPALIVE_DEFAULTS,
@@ -42,6 +54,7 @@ export const CORE_DEFAULTS: CoreOptions = {
   sequenceWindow: 256,
   maxSessionAgeMs: 30 * 60_000,
   minSessionAgeToMoveMs: 2_000,
+  zoneSpilloverDelayMs: 0,
 };
 
 function check(name: string, value: number, min: number, max: number): void {
@@ -73,11 +86,12 @@ export function compileCoreOptions(input: CoreOptionsInput = {}): CoreOptions {
   check('drainGraceMs', o.drainGraceMs, 0, 3_600_000);
   check('maxSessionAgeMs', o.maxSessionAgeMs, 0, 30 * 24 * 3600_000);
   check('minSessionAgeToMoveMs', o.minSessionAgeToMoveMs, 0, 3_600_000);
+  check('zoneSpilloverDelayMs', o.zoneSpilloverDelayMs, 0, 3_600_000);
   checkCount('defaultMaxAttempts', o.defaultMaxAttempts, 1, 1000);
   check('defaultAttemptTimeoutMs', o.defaultAttemptTimeoutMs, 1, 7 * 24 * 3600_000);
   checkCount('maxPayloadBytes', o.maxPayloadBytes, 1, 64 * 1024 * 1024);
   checkCount('maxBatchTasks', o.maxBatchTasks, 1, 100_000);
-  checkCount('maxSlotsPerSession', o.maxSlotsPerSession, 1, 100_000);
+  checkCount('maxSlotsPerSession', o.maxSlotsPerSession, 1, MAX_SLOTS_PER_SESSION);
   check('idempotencyRetentionMs', o.idempotencyRetentionMs, 1000, 365 * 24 * 3600_000);
   check('backoff.initialMs', o.backoff.initialMs, 0, 3_600_000);
   check('backoff.multiplier', o.backoff.multiplier, 1, 10);

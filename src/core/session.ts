@@ -50,7 +50,10 @@ export class SessionState {
   readonly zone: string;
   readonly labels: Record<string, string>;
   readonly queues: readonly string[];
+  /** Slots in use: what the worker asked for, capped by the dispatcher's slot limit. */
   slots: number;
+  /** What the worker asked for (Hello or SetSlots); kept so a raised limit restores it. */
+  requestedSlots: number;
   lifecycle: SessionLifecycle = 'OPEN';
   lastInboundMs: number;
   /** Last time anything was written to this stream. */
@@ -58,6 +61,8 @@ export class SessionState {
   /** This session's heartbeat interval and idle timeout, from the keepalive policy. */
   intervalMs = 0;
   idleTimeoutMs = 0;
+  /** Identifies the live heartbeat deadline; bumped when a new configuration reschedules it. */
+  heartbeatGeneration = 0;
   /**
    * When the idle timeout shrinks, silence that began under the old one is
    * not judged by the new one: no IDLE/STALLED verdict before this instant.
@@ -85,6 +90,7 @@ export class SessionState {
     this.labels = hello.labels;
     this.queues = hello.queues;
     this.slots = hello.slots;
+    this.requestedSlots = hello.slots;
     this.lastInboundMs = nowMs;
     this.lastOutboundMs = nowMs;
     this.sequence = new SequenceWindow(sequenceWindow);

@@ -2,6 +2,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { Status, ZonalError } from '../errors';
 import type { SessionState, CloseCause, HelloSpec } from '../core/session';
 import { NAME_PATTERN } from '../core/submit-spec';
+import { MAX_SLOTS_PER_SESSION } from '../core/options';
 import type { UpdateAckOut } from '../core/update';
 import { decodeHello, decodeUpdate, encodeAck } from '../protocol/codec';
 import type { Outgoing, WireDispatcherMessage, WireWorkerMessage } from '../protocol/wire';
@@ -98,7 +99,7 @@ export class WorkerStream {
         return;
       case 'setSlots': {
         const slots = message.setSlots.slots;
-        const max = this.dispatcher.coreOptions.maxSlotsPerSession;
+        const max = MAX_SLOTS_PER_SESSION;
         if (!Number.isInteger(slots) || slots < 0 || slots > max) {
           this.fail(Status.INVALID_ARGUMENT, 'PROTOCOL_VIOLATION', `set_slots.slots must be 0..${max}, got ${slots}`);
           return;
@@ -133,7 +134,7 @@ export class WorkerStream {
   }
 
   private onHello(hello: HelloSpec): void {
-    const problem = helloProblem(hello, this.dispatcher.coreOptions.maxSlotsPerSession);
+    const problem = helloProblem(hello, MAX_SLOTS_PER_SESSION);
     if (problem !== undefined) {
       this.fail(Status.INVALID_ARGUMENT, 'PROTOCOL_VIOLATION', `invalid Hello: ${problem}`);
       return;

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { MAX_SLOTS_PER_SESSION } from '../../src/core/options';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RawStream } from '../support/raw-client';
@@ -11,7 +12,8 @@ import { endStatus, expectStatus, getTask, RawWorker, Resources, submit, unary, 
  * only itself.
  */
 
-const MAX_SLOTS = 16;
+// The wire limit: a worker above the slot limit in force is capped, not refused.
+const MAX_SLOTS = MAX_SLOTS_PER_SESSION;
 const HELLO_TIMEOUT_MS = 300;
 
 interface Hostile {
@@ -140,7 +142,7 @@ describe('hostile worker streams', () => {
   const res = new Resources();
 
   beforeAll(async () => {
-    harness = await startHarness({ helloTimeoutMs: HELLO_TIMEOUT_MS, core: { maxSlotsPerSession: MAX_SLOTS } });
+    harness = await startHarness({ helloTimeoutMs: HELLO_TIMEOUT_MS, core: { maxSlotsPerSession: 16 } });
   });
   afterEach(() => res.release());
   afterAll(() => harness.cleanup());

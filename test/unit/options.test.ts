@@ -20,6 +20,7 @@ describe('compileCoreOptions defaults', () => {
       sequenceWindow: 256,
       maxSessionAgeMs: 30 * 60_000,
       minSessionAgeToMoveMs: 2_000,
+      zoneSpilloverDelayMs: 0,
     });
     expect(compileCoreOptions({})).toEqual(CORE_DEFAULTS);
   });
@@ -117,6 +118,7 @@ describe('compileCoreOptions range checks', () => {
       sequenceWindow: 1,
       maxSessionAgeMs: 0,
       minSessionAgeToMoveMs: 0,
+      zoneSpilloverDelayMs: 0,
       backoff: { initialMs: 0, multiplier: 1, maxMs: 0, jitter: 0 },
     };
     expect(compileCoreOptions(low)).toEqual(low);
@@ -132,6 +134,7 @@ describe('compileCoreOptions range checks', () => {
       sequenceWindow: 100_000,
       maxSessionAgeMs: 30 * 24 * 3600_000,
       minSessionAgeToMoveMs: 3_600_000,
+      zoneSpilloverDelayMs: 3_600_000,
       backoff: { initialMs: 3_600_000, multiplier: 10, maxMs: 24 * 3600_000, jitter: 1 },
     };
     expect(compileCoreOptions(high)).toEqual(high);
