@@ -18,6 +18,10 @@ export function setLogLevel(level: LogLevel): void {
   threshold = level;
 }
 
+export function currentLogLevel(): LogLevel {
+  return threshold;
+}
+
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
   info(msg: string, fields?: Record<string, unknown>): void;

@@ -21,16 +21,18 @@ export class UsageError extends Error {
   }
 }
 
-export function parseFlags(argv: string[], specs: FlagSpec[], env: NodeJS.ProcessEnv): FlagValues | 'help' {
+/** `positionals`, when given, allows words that are not flags and receives them. */
+export function parseFlags(argv: string[], specs: FlagSpec[], env: NodeJS.ProcessEnv, positionals?: string[]): FlagValues | 'help' {
   const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
   for (const spec of specs) options[spec.name] = { type: spec.type === 'boolean' ? 'boolean' : 'string' };
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
+    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: positionals !== undefined });
   } catch (err) {
     throw new UsageError(err instanceof Error ? err.message : String(err));
   }
   if (parsed.values['help'] === true) return 'help';
+  positionals?.push(...parsed.positionals);
   const out: FlagValues = {};
   for (const spec of specs) {
     const fromFlag = parsed.values[spec.name];

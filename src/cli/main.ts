@@ -6,11 +6,14 @@ import { submitCommand, SUBMIT_FLAGS, SUBMIT_SUMMARY } from './submit-command';
 import { workerCommand, WORKER_FLAGS, WORKER_SUMMARY } from './worker-command';
 import { xdsCommand, XDS_FLAGS, XDS_SUMMARY } from './xds-command';
 import { bootstrapCommand, BOOTSTRAP_FLAGS, BOOTSTRAP_SUMMARY } from './bootstrap-command';
+import { configCommand, CONFIG_FLAGS, CONFIG_SUMMARY } from './config-command';
 
 interface Command {
   summary: string;
   flags: FlagSpec[];
-  run(values: FlagValues): Promise<void>;
+  run(values: FlagValues, positionals: string[]): Promise<void>;
+  /** Takes words that are not flags (an action, a file). */
+  positionals?: boolean;
 }
 
 const COMMANDS: Record<string, Command> = {
@@ -19,6 +22,7 @@ const COMMANDS: Record<string, Command> = {
   submit: { summary: SUBMIT_SUMMARY, flags: SUBMIT_FLAGS, run: submitCommand },
   xds: { summary: XDS_SUMMARY, flags: XDS_FLAGS, run: xdsCommand },
   bootstrap: { summary: BOOTSTRAP_SUMMARY, flags: BOOTSTRAP_FLAGS, run: bootstrapCommand },
+  config: { summary: CONFIG_SUMMARY, flags: CONFIG_FLAGS, run: configCommand, positionals: true },
 };
 
 function usage(): string {
@@ -36,12 +40,13 @@ async function main(argv: string[]): Promise<void> {
   }
   const command = COMMANDS[name];
   if (command === undefined) throw new UsageError(`unknown command "${name}"\n\n${usage()}`);
-  const values = parseFlags(rest, command.flags, process.env);
+  const positionals: string[] = [];
+  const values = parseFlags(rest, command.flags, process.env, command.positionals === true ? positionals : undefined);
   if (values === 'help') {
     process.stdout.write(helpText(name, command.summary, command.flags));
     return;
   }
-  await command.run(values);
+  await command.run(values, positionals);
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

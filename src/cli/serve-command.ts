@@ -32,6 +32,15 @@ export const SERVE_FLAGS: FlagSpec[] = [
   { name: 'drain-propagation-ms', env: 'ZONAL_DRAIN_PROPAGATION_MS', type: 'number', default: 2_000, description: 'On shutdown, longest wait for xDS clients to see DRAINING before GoAway.' },
   { name: 'max-session-age-ms', env: 'ZONAL_MAX_SESSION_AGE_MS', type: 'number', default: 1_800_000, description: 'Worker streams older than this (10 % jitter) are asked to reconnect; 0 disables.' },
   { name: 'log-level', env: 'ZONAL_LOG_LEVEL', type: 'string', default: 'info', description: 'debug, info, warn or error.' },
+  {
+    name: 'config',
+    env: 'ZONAL_CONFIG',
+    type: 'string',
+    default: '',
+    description:
+      'Runtime config: a YAML/JSON file (watched) or nacos://host:8848/<dataId>?group=&namespace= (credentials from ZONAL_NACOS_USERNAME/ZONAL_NACOS_PASSWORD). Its keys override the flags above while running; see docs/configuration.md.',
+  },
+  { name: 'config-public-keys', env: 'ZONAL_CONFIG_PUBLIC_KEYS', type: 'string', default: '', description: 'Comma-separated PEM files of ed25519 public keys; once set, unsigned runtime config is refused.' },
 ];
 
 /** 'off' (or empty) turns an address setting off. */
@@ -80,6 +89,11 @@ export function serveOptions(values: FlagValues): ServerOptionsInput {
     registerWith: registerWith === 'off' ? 'off' : registerWith,
     advertiseAddress: str(values, 'advertise-address'),
     drainPropagationMs: num(values, 'drain-propagation-ms') ?? 2_000,
+    config: str(values, 'config'),
+    configPublicKeyFiles: str(values, 'config-public-keys')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
     core,
   };
 }

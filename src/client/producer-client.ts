@@ -66,7 +66,7 @@ type Method = (req: unknown, options: grpc.CallOptions, cb: (e: grpc.ServiceErro
  */
 export class ProducerClient {
   private readonly client: grpc.Client;
-  private readonly policy: CallPolicy;
+  private policy: CallPolicy;
   private readonly batcher: SubmitBatcher;
   private readonly budget: RetryBudget;
   private readonly breaker: Breaker;
@@ -85,6 +85,22 @@ export class ProducerClient {
     });
     this.stopReporting = reportCircuitState(this.breaker, options.metrics?.circuitState, { target: options.target });
     this.batcher = new SubmitBatcher({ maxTasks: 256, lingerMs: 1, ...options.batch }, (requests) => this.sendBatch(requests));
+  }
+
+  /**
+   * New call policy and breaker thresholds while running (a runtime config
+   * update, see `followRuntimeConfig`): the next call attempt uses them; the
+   * channel, the calls in flight and the breaker's state are kept. The retry
+   * budget's size is fixed when the client is made.
+   */
+  setPolicy(next: { call?: CallPolicy; breaker?: BreakerOptions }): void {
+    if (next.call !== undefined) this.policy = { ...next.call, retryBudget: this.policy.retryBudget };
+    if (next.breaker !== undefined) this.breaker.setOptions(next.breaker);
+  }
+
+  /** The call policy in force. */
+  get callPolicy(): CallPolicy {
+    return this.policy;
   }
 
   /** Connects and waits until the channel is READY. */

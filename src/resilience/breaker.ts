@@ -74,18 +74,19 @@ type Action = (call: () => Promise<unknown>) => Promise<unknown>;
 export class Breaker {
   private readonly circuit: CircuitBreaker<[() => Promise<unknown>], unknown>;
   private readonly rotation = new EventEmitter();
-  private readonly rotationTimer: NodeJS.Timeout;
   private readonly listeners = new Set<StateChangeListener>();
   private current: CircuitState = 'CLOSED';
   private openedAtMs = 0;
   private openedWith = { failures: 0, calls: 0 };
   private shutDown = false;
+  private rotationTimer: NodeJS.Timeout;
 
   constructor(
     readonly target: string,
-    readonly options: BreakerOptions,
+    private currentOptions: BreakerOptions,
     seams: BreakerSeams = {},
   ) {
+    const options = currentOptions;
     const countsAsFailure = seams.countsAsFailure ?? indicatesUnhealthy;
     const action: Action = (call) => call();
     this.circuit = new CircuitBreaker(action, {
@@ -102,11 +103,43 @@ export class Breaker {
       rotateBucketController: this.rotation,
       errorFilter: (error: unknown) => !countsAsFailure(error),
     });
-    this.rotationTimer = setInterval(() => this.rotation.emit('rotate'), Math.floor(options.rollingWindowMs / options.rollingWindowBuckets));
-    this.rotationTimer.unref();
+    this.rotationTimer = this.startRotation();
     this.circuit.on('open', () => this.transitionTo('OPEN'));
     this.circuit.on('halfOpen', () => this.transitionTo('HALF_OPEN'));
     this.circuit.on('close', () => this.transitionTo('CLOSED'));
+  }
+
+  get options(): BreakerOptions {
+    return this.currentOptions;
+  }
+
+  /**
+   * New thresholds while running (a runtime config update); the state and
+   * the counts of the rolling window are kept. The number of buckets is
+   * fixed when the breaker is made, so `rollingWindowBuckets` is ignored
+   * here; a new `rollingWindowMs` changes how often the window turns.
+   */
+  setOptions(next: BreakerOptions): void {
+    if (this.shutDown) return;
+    const previous = this.currentOptions;
+    this.currentOptions = { ...next, rollingWindowBuckets: previous.rollingWindowBuckets };
+    const opossum = this.circuit as unknown as { options: { errorThresholdPercentage: number; resetTimeout: number } };
+    opossum.options.errorThresholdPercentage = next.errorThresholdPercentage;
+    opossum.options.resetTimeout = next.resetTimeoutMs;
+    // opossum 9 keeps volumeThreshold under a private symbol with a getter
+    // only; test/unit/breaker.test.ts fails if a new opossum moves it.
+    const symbol = Object.getOwnPropertySymbols(this.circuit).find((s) => s.description === 'volume-threshold');
+    if (symbol !== undefined) (this.circuit as unknown as Record<symbol, number>)[symbol] = next.volumeThreshold;
+    if (next.rollingWindowMs !== previous.rollingWindowMs) {
+      clearInterval(this.rotationTimer);
+      this.rotationTimer = this.startRotation();
+    }
+  }
+
+  private startRotation(): NodeJS.Timeout {
+    const timer = setInterval(() => this.rotation.emit('rotate'), Math.floor(this.currentOptions.rollingWindowMs / this.currentOptions.rollingWindowBuckets));
+    timer.unref();
+    return timer;
   }
 
   /** Runs `call` unless the breaker is open; then it rejects at once with ZonalError CIRCUIT_OPEN. */

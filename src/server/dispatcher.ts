@@ -244,6 +244,16 @@ export class Dispatcher {
     this.changed();
   }
 
+  /**
+   * New core options (a runtime config update): in force at once for every
+   * running session; workers whose heartbeat interval or idle timeout
+   * changed are told with a KeepaliveUpdate, nobody reconnects.
+   */
+  setCoreOptions(next: CoreOptions): void {
+    this.engine.setOptions(next);
+    this.changed();
+  }
+
   applyUpdate(session: SessionState, update: WorkerUpdate): UpdateAckOut {
     const ack = this.engine.applyUpdate(session, update);
     this.changed();

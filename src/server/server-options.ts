@@ -41,6 +41,15 @@ export interface ServerOptions {
   advertiseAddress: string;
   /** On shutdown, how long to wait for xDS clients to acknowledge DRAINING before GoAway. */
   drainPropagationMs: number;
+  /**
+   * Runtime config source: a YAML/JSON file path (watched) or
+   * nacos://host:8848/<dataId>?group=&namespace= ; '' runs on startup
+   * options alone. Its documents may change the keys of runtime-schema.ts
+   * while the process runs.
+   */
+  config: string;
+  /** PEM files of ed25519 public keys; once any is given, unsigned runtime documents are refused. */
+  configPublicKeyFiles: string[];
   /** HTTP/2 PING policy; the SDK's defaults agree with these defaults. */
   http2Keepalive: Http2KeepaliveConfig;
   core: CoreOptions;
@@ -70,6 +79,8 @@ export function compileServerOptions(input: ServerOptionsInput = {}): ServerOpti
     registerWith: input.registerWith ?? '',
     advertiseAddress: input.advertiseAddress ?? '',
     drainPropagationMs: input.drainPropagationMs ?? 2_000,
+    config: input.config ?? '',
+    configPublicKeyFiles: input.configPublicKeyFiles ?? [],
     http2Keepalive: { ...HTTP2_KEEPALIVE_DEFAULTS, ...input.http2Keepalive },
     core,
   };

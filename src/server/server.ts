@@ -2,7 +2,13 @@ import type * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { startAdminServer } from '../admin/admin-server';
-import { createLogger } from '../log';
+import { createLogger, currentLogLevel, setLogLevel } from '../log';
+import { DEFAULT_CALL_POLICY } from '../client/call-policy';
+import { openConfigSource } from '../config/open-source';
+import { RuntimeConfig } from '../config/runtime-config';
+import { DEFAULT_SLO_THRESHOLDS } from '../config/slo-thresholds';
+import { PublicKeyRing } from '../config/signature';
+import { compileBreakerOptions } from '../resilience/breaker';
 import { dispatcherService } from '../protocol/service';
 import { SqliteTaskStore } from '../store/sqlite/sqlite-task-store';
 import type { TaskStore } from '../store/task-store';
@@ -11,7 +17,7 @@ import { shutdownGrpcServer } from './grpc-shutdown';
 import { serverKeepaliveOptions } from '../core/http2-keepalive';
 import { createDispatcherRegistry } from '../telemetry/prometheus';
 import { startControlPlane } from '../xds/xds-server';
-import { RegistrationClient } from '../xds/registration-client';
+import { RegistrationClient, registrationBreakerDefaults } from '../xds/registration-client';
 import type { ControlPlane } from '../xds/control-plane';
 import { dispatcherHandlers } from './grpc-service';
 import { compileServerOptions, type ServerOptions, type ServerOptionsInput } from './server-options';
@@ -27,6 +33,8 @@ export interface RunningServer {
   /** The embedded control plane's address, '' when none runs. */
   readonly xdsAddress: string;
   readonly controlPlane: ControlPlane | undefined;
+  /** The runtime settings in force and where they came from. */
+  readonly runtimeConfig: RuntimeConfig;
   /** Graceful stop: GoAway, drain for shutdownGraceMs, flush, close. */
   stop(): Promise<void>;
 }
@@ -42,14 +50,36 @@ function splitHostPort(address: string): { host: string; port: number } {
 /** Starts a dispatcher: store, recovery, gRPC service and admin HTTP. */
 export async function startServer(input: ServerOptionsInput = {}, store?: TaskStore): Promise<RunningServer> {
   const options = compileServerOptions(input);
+  const registrationIntervalMs = Math.max(50, Math.floor(options.xdsHealthWindowMs / 4));
+  // Runtime config first, so the first session already runs on it. start()
+  // reads the last-good snapshot and a file source at once and never waits
+  // on Nacos: that converges in the background.
+  const runtimeConfig = new RuntimeConfig({
+    baseline: {
+      core: options.core,
+      call: DEFAULT_CALL_POLICY,
+      breaker: compileBreakerOptions(undefined, registrationBreakerDefaults(registrationIntervalMs)),
+      slo: DEFAULT_SLO_THRESHOLDS,
+      logLevel: currentLogLevel() === 'silent' ? 'error' : (currentLogLevel() as 'debug' | 'info' | 'warn' | 'error'),
+    },
+    ...(options.config !== '' ? { source: openConfigSource(options.config) } : {}),
+    dataDir: options.dataDir,
+    publicKeys: PublicKeyRing.fromFiles(options.configPublicKeyFiles),
+  });
+  runtimeConfig.start();
+  const initial = runtimeConfig.current;
+  setLogLevel(initial.logLevel);
   const taskStore = store ?? new SqliteTaskStore({ path: options.sqlitePath, synchronous: options.sqliteSynchronous });
   const dispatcher = new Dispatcher({
-    core: options.core,
+    core: initial.core,
     store: taskStore,
     finishedRetentionMs: options.finishedRetentionMs,
     identity: { id: options.dispatcherId, zone: options.zone },
   });
-  const { recovered } = await dispatcher.start();
+  const { recovered } = await dispatcher.start().catch(async (err: unknown) => {
+    await runtimeConfig.close();
+    throw err;
+  });
 
   const server = new grpc.Server({
     'grpc.max_receive_message_length': options.maxMessageBytes,
@@ -61,6 +91,7 @@ export async function startServer(input: ServerOptionsInput = {}, store?: TaskSt
     server.bindAsync(options.grpcAddress, grpc.ServerCredentials.createInsecure(), (err, boundPort) => (err ? reject(err) : resolve(boundPort)));
   }).catch(async (err: unknown) => {
     await dispatcher.shutdown(0);
+    await runtimeConfig.close();
     throw err;
   });
   const grpcAddress = `${splitHostPort(options.grpcAddress).host}:${port}`;
@@ -76,11 +107,19 @@ export async function startServer(input: ServerOptionsInput = {}, store?: TaskSt
           address: options.advertiseAddress !== '' ? options.advertiseAddress : grpcAddress,
           zone: options.zone,
           region: options.region,
-          intervalMs: Math.max(50, Math.floor(options.xdsHealthWindowMs / 4)),
+          intervalMs: registrationIntervalMs,
+          breaker: initial.breaker,
           onHealthyZones: (zones) => dispatcher.rebalanceZones(options.zone, zones),
         })
       : undefined;
   registration?.start();
+
+  // Live effect of runtime updates: nothing reconnects.
+  runtimeConfig.onChange((next, previous) => {
+    if (next.core !== previous.core) dispatcher.setCoreOptions(next.core);
+    if (next.breaker !== previous.breaker) registration?.setBreakerOptions(next.breaker);
+    if (next.logLevel !== previous.logLevel) setLogLevel(next.logLevel);
+  });
 
   let admin: http.Server | undefined;
   let adminAddress = '';
@@ -88,11 +127,13 @@ export async function startServer(input: ServerOptionsInput = {}, store?: TaskSt
     const { host, port: adminPort } = splitHostPort(options.adminAddress);
     const registry = createDispatcherRegistry({
       dispatcher,
+      runtimeConfig,
       ...(registration !== undefined ? { controlPlaneCircuit: () => registration.circuitState() } : {}),
       ...(controlPlane !== undefined ? { xdsNacks: () => controlPlane.plane.nackCount } : {}),
     });
     admin = await startAdminServer(dispatcher, host, adminPort, {
       '/metrics': async () => ({ status: 200, body: await registry.metrics(), contentType: registry.contentType }),
+      '/config': () => ({ status: 200, body: runtimeConfig.status() }),
       ...(controlPlane !== undefined ? { '/xds/status': () => ({ status: 200, body: controlPlane.plane.status() }) } : {}),
     });
     adminAddress = `${host}:${(admin.address() as AddressInfo).port}`;
@@ -111,6 +152,7 @@ export async function startServer(input: ServerOptionsInput = {}, store?: TaskSt
       await dispatcher.shutdown(options.shutdownGraceMs);
       await registration?.stop();
       await controlPlane?.stop();
+      await runtimeConfig.close();
       await shutdownGrpcServer(server, 2_000);
       if (admin !== undefined) {
         admin.closeAllConnections();
@@ -121,5 +163,5 @@ export async function startServer(input: ServerOptionsInput = {}, store?: TaskSt
     return stopping;
   };
 
-  return { dispatcher, options, grpcAddress, adminAddress, xdsAddress: controlPlane?.address ?? '', controlPlane: controlPlane?.plane, stop };
+  return { dispatcher, options, grpcAddress, adminAddress, xdsAddress: controlPlane?.address ?? '', controlPlane: controlPlane?.plane, runtimeConfig, stop };
 }

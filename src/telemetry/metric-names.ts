@@ -43,6 +43,25 @@ export const METRICS = {
     help: "State of the dispatcher's circuit breaker to an external dependency (control-plane, store): 0 closed, 1 half-open, 2 open.",
     labelNames: ['dependency'],
   },
+  configVersion: { name: 'zonal_config_version', kind: 'gauge', help: 'Version of the runtime config document in force (0: startup options only).', labelNames: [] },
+  configUpdates: {
+    name: 'zonal_config_updates_total',
+    kind: 'counter',
+    help: 'Runtime config documents delivered, by result: applied, stale (not newer), invalid (schema), bad_signature, empty (deleted; ignored), duplicate (the one in force again).',
+    labelNames: ['result'],
+  },
+  configPublishToApply: {
+    name: 'zonal_config_publish_to_apply_seconds',
+    kind: 'histogram',
+    help: "Time from a runtime config document's publishedAt to its being in force here (documents without publishedAt are not counted).",
+    labelNames: [],
+  },
+  sloP99Threshold: {
+    name: 'zonal_slo_p99_threshold_seconds',
+    kind: 'gauge',
+    help: 'The p99 latency objective in force per zone pair (from_zone -> to_zone); "*" is the default for pairs not listed.',
+    labelNames: ['from_zone', 'to_zone'],
+  },
 } as const satisfies Record<string, MetricDefinition>;
 
 /** The value a circuit-state gauge reports for each state. */

@@ -1,9 +1,13 @@
 import * as client from 'prom-client';
 import type { Dispatcher } from '../server/dispatcher';
+import type { RuntimeConfig } from '../config/runtime-config';
+import { sloPairs } from '../config/slo-thresholds';
 import { CIRCUIT_STATE_VALUE, METRICS } from './metric-names';
 
 export interface MetricSources {
   dispatcher: Dispatcher;
+  /** The runtime config, if the registry should report it. */
+  runtimeConfig?: RuntimeConfig;
   /** State of the breaker guarding the control-plane registration, if any. */
   controlPlaneCircuit?: () => keyof typeof CIRCUIT_STATE_VALUE;
   /** NACKs seen by the embedded control plane, if any. */
@@ -56,6 +60,28 @@ export function createDispatcherRegistry(sources: MetricSources): client.Registr
   });
   const circuit = sources.controlPlaneCircuit;
   if (circuit !== undefined) gauge(METRICS.dependencyCircuitState, (g) => g.set({ dependency: 'control-plane' }, CIRCUIT_STATE_VALUE[circuit()]));
+  const config = sources.runtimeConfig;
+  if (config !== undefined) {
+    gauge(METRICS.configVersion, (g) => g.set(config.current.version));
+    counter(METRICS.configUpdates, (c) => {
+      for (const [result, n] of Object.entries(config.resultCounts)) c.inc({ result }, n);
+    });
+    gauge(METRICS.sloP99Threshold, (g) => {
+      g.reset();
+      const slo = config.current.slo;
+      g.set({ from_zone: '*', to_zone: '*' }, slo.defaultP99Ms / 1000);
+      for (const { from, to, p99Ms } of sloPairs(slo)) g.set({ from_zone: from, to_zone: to }, p99Ms / 1000);
+    });
+    const delay = new client.Histogram({
+      name: METRICS.configPublishToApply.name,
+      help: METRICS.configPublishToApply.help,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [registry],
+    });
+    config.onDecision((_decision, _origin, publishToApplyMs) => {
+      if (publishToApplyMs !== undefined) delay.observe(publishToApplyMs / 1000);
+    });
+  }
   const nacks = sources.xdsNacks;
   if (nacks !== undefined) counter(METRICS.xdsNacks, (c) => c.inc(nacks()));
   return registry;

@@ -66,6 +66,15 @@ export class RegistrationClient {
   private readonly breaker: Breaker;
   private readonly stopReporting: () => void;
 
+  /** New breaker thresholds (a runtime config update); the circuit's state is kept. */
+  setBreakerOptions(next: BreakerOptions): void {
+    this.breaker.setOptions(next);
+  }
+
+  get breakerOptions(): BreakerOptions {
+    return this.breaker.options;
+  }
+
   constructor(private readonly options: RegistrationOptions) {
     this.breaker = new Breaker(`control plane ${options.controlPlane}`, compileBreakerOptions(options.breaker, registrationBreakerDefaults(options.intervalMs)));
     this.breaker.onStateChange((state, previous) => {

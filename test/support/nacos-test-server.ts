@@ -17,7 +17,7 @@
  * - Optional username/password check (`start({ auth })`): both must be present among the
  *   request's parameters (query and form body merged, like the real server's Servlet
  *   parameters), otherwise 403.
- * - Test knobs: `blackhole` (read requests, never answer), `failNext(n, status)`,
+ * - Test knobs: `blackhole` (read requests, never answer; wins over failNext), `failNext(n, status)`,
  *   `releaseHeldPolls()`, counters, `openConnections`, `heldPolls`, and events
  *   'request' (kind), 'pollHeld', 'pollAnswered' (changed key count), 'pollDropped'.
  *
@@ -30,14 +30,12 @@
  * listener, destroys every socket (held polls included) and clears every hold timer.
  */
 import { createHash } from 'node:crypto';
-import { EventEmitter } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import * as http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
-const LINE = '\u0001';
-const WORD = '\u0002';
-const CONFIGS = '/nacos/v1/cs/configs';
-const LISTENER = '/nacos/v1/cs/configs/listener';
+const [LINE, WORD] = ['\u0001', '\u0002'];
+const [CONFIGS, LISTENER] = ['/nacos/v1/cs/configs', '/nacos/v1/cs/configs/listener'];
 const MAX_BODY = 10 * 1024 * 1024;
 
 export type RequestKind = 'get' | 'publish' | 'remove' | 'listen';
@@ -55,13 +53,9 @@ export interface NacosTestServerOptions {
 interface Watch { dataId: string; group: string; md5: string; tenant: string }
 interface HeldPoll { watches: Watch[]; res: http.ServerResponse; timer: NodeJS.Timeout }
 
-function md5Of(content: string | undefined): string {
-  return content === undefined ? '' : createHash('md5').update(content, 'utf8').digest('hex');
-}
-
-function keyOf(dataId: string, group: string, tenant = ''): string {
-  return JSON.stringify([tenant, group, dataId]);
-}
+const md5Of = (content: string | undefined): string =>
+  content === undefined ? '' : createHash('md5').update(content, 'utf8').digest('hex');
+const keyOf = (dataId: string, group: string, tenant = ''): string => JSON.stringify([tenant, group, dataId]);
 
 function send(res: http.ServerResponse, status: number, body: string): void {
   if (res.headersSent || res.destroyed) return;
@@ -117,9 +111,7 @@ export class NacosTestServer extends EventEmitter {
   }
 
   /** Answers the next `n` requests (of any kind) with `status` and an error body. */
-  failNext(n: number, status = 500): void {
-    this.failures = { left: n, status };
-  }
+  failNext(n: number, status = 500): void { this.failures = { left: n, status }; }
 
   /** Answers every held poll now with an empty body, as if its hold had timed out. */
   releaseHeldPolls(): void {
@@ -143,6 +135,7 @@ export class NacosTestServer extends EventEmitter {
     if (!this.server) await this.listen(this.listenPort);
   }
 
+  /** Like stop(), but final: restart() is refused afterwards. */
   async close(): Promise<void> {
     this.closed = true;
     await this.stop();
@@ -154,13 +147,8 @@ export class NacosTestServer extends EventEmitter {
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    server.listen(port, '127.0.0.1');
+    await once(server, 'listening'); // rejects on 'error' (EADDRINUSE on restart, say)
     this.server = server;
     this.listenPort = (server.address() as AddressInfo).port;
   }
@@ -180,12 +168,8 @@ export class NacosTestServer extends EventEmitter {
   }
 
   private route(req: http.IncomingMessage, res: http.ServerResponse, body: string, tooLarge: boolean): void {
-    let url: URL;
-    try {
-      url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    } catch {
-      return send(res, 400, 'malformed request target');
-    }
+    if (!URL.canParse(req.url ?? '', 'http://127.0.0.1')) return send(res, 400, 'malformed request target');
+    const url = new URL(req.url ?? '', 'http://127.0.0.1');
     const path = url.pathname.replace(/\/+$/, '');
     const kind = path === CONFIGS ? CONFIG_KINDS.get(req.method ?? '') : path === LISTENER && req.method === 'POST' ? 'listen' : undefined;
     if (kind) this.requests[kind] += 1;
@@ -239,6 +223,7 @@ export class NacosTestServer extends EventEmitter {
     const changed = this.changed(watches);
     const timeout = Number(req.headers['long-pulling-timeout'] ?? NaN);
     if (changed.length > 0 || !Number.isFinite(timeout)) return this.respond(res, changed);
+    if (req.socket.destroyed) return; // gone already: nothing to hold
     const holdMs = Math.max(0, Math.min(this.holdMs, timeout - 500));
     const poll: HeldPoll = { watches, res, timer: setTimeout(() => this.answer(poll, []), holdMs) };
     this.held.add(poll);

@@ -1,0 +1,157 @@
+import * as http from 'node:http';
+import * as https from 'node:https';
+import { backoffDelayMs, type BackoffPolicy } from '../core/backoff';
+
+/**
+ * The `httpclient` the nacos package's HttpAgent calls (urllib's
+ * `request(url, options)` shape), written here because urllib cannot be
+ * stopped from outside and the agent and client around it have hazards
+ * (shared/notes/nacos.md):
+ *
+ * - HttpAgent retries a failed request in a loop with no pause: against a
+ *   refused port that is tens of thousands of attempts a second. Here a
+ *   request that fails (no connection, timeout, 5xx) is retried inside
+ *   this client after an exponential backoff with jitter, until Nacos
+ *   answers or the client is closed. The agent and the client's long-poll
+ *   loop above never see the failure, so they never spin and never park in
+ *   their own 2 s sleep (a timer that would outlive close()).
+ * - The client's close() leaves its 30 s long poll in flight. `close()`
+ *   here ends every request and backoff at once. They resolve with an
+ *   empty 200, which the client reads as "nothing changed"; its loop then
+ *   sees that it is closed and stops.
+ *
+ * Answers below 500 (403 for bad credentials, 404) go up unchanged. Each
+ * request uses its own connection (no keep-alive agent), so nothing stays
+ * open between long polls or after close().
+ */
+export interface NacosHttpRequestOptions {
+  method?: string;
+  data?: Record<string, unknown>;
+  headers?: Record<string, string>;
+  timeout?: number;
+  dataAsQueryString?: boolean;
+}
+
+export interface NacosHttpResponse {
+  status: number;
+  data: string;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+export const NACOS_RETRY_BACKOFF: BackoffPolicy = { initialMs: 100, multiplier: 2, maxMs: 5_000, jitter: 0.5 };
+
+const CLOSED_ANSWER: NacosHttpResponse = { status: 200, data: '', headers: {} };
+
+export class NacosHttpClient {
+  private closed = false;
+  private failures = 0;
+  private readonly cancels = new Set<() => void>();
+  /** Requests sent and failures seen, for tests and logs. */
+  readonly stats = { requests: 0, failures: 0, backoffWaits: 0 };
+
+  constructor(
+    /** Told of every failed attempt (it is retried); the caller decides what to log. */
+    private readonly onFailure: (error: Error, consecutiveFailures: number) => void = () => {},
+    private readonly backoff: BackoffPolicy = NACOS_RETRY_BACKOFF,
+    private readonly random: () => number = Math.random,
+  ) {}
+
+  async request(url: string, options: NacosHttpRequestOptions = {}): Promise<NacosHttpResponse> {
+    for (;;) {
+      if (this.failures > 0) {
+        this.stats.backoffWaits += 1;
+        await this.pause(backoffDelayMs(this.backoff, this.failures, this.random));
+      }
+      if (this.closed) return CLOSED_ANSWER;
+      this.stats.requests += 1;
+      let failure: Error;
+      try {
+        const response = await this.send(url, options);
+        if (this.closed) return CLOSED_ANSWER;
+        if (response.status < 500) {
+          this.failures = 0;
+          return response;
+        }
+        failure = new Error(`Nacos answered ${response.status}: ${response.data.slice(0, 200)}`);
+      } catch (err) {
+        if (this.closed) return CLOSED_ANSWER;
+        failure = err as Error;
+      }
+      this.failures += 1;
+      this.stats.failures += 1;
+      this.onFailure(failure, this.failures);
+    }
+  }
+
+  /** Ends every request and backoff in flight; later requests answer at once without the network. */
+  close(): void {
+    this.closed = true;
+    for (const cancel of [...this.cancels]) cancel();
+    this.cancels.clear();
+  }
+
+  get inFlight(): number {
+    return this.cancels.size;
+  }
+
+  private pause(ms: number): Promise<void> {
+    if (this.closed || ms <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const cancel = (): void => {
+        clearTimeout(timer);
+        this.cancels.delete(cancel);
+        resolve();
+      };
+      const timer = setTimeout(cancel, ms);
+      this.cancels.add(cancel);
+    });
+  }
+
+  private send(url: string, options: NacosHttpRequestOptions): Promise<NacosHttpResponse> {
+    const method = (options.method ?? 'GET').toUpperCase();
+    const params = new URLSearchParams();
+    for (const [key, value] of Object.entries(options.data ?? {})) {
+      if (value !== undefined && value !== null) params.append(key, String(value));
+    }
+    const inQuery = options.dataAsQueryString === true || method === 'GET' || method === 'DELETE' || method === 'HEAD';
+    const target = new URL(url);
+    if (inQuery) for (const [key, value] of params) target.searchParams.append(key, value);
+    const body = inQuery ? undefined : Buffer.from(params.toString(), 'utf8');
+    const headers: Record<string, string | number> = { ...options.headers };
+    if (body !== undefined) {
+      headers['content-type'] = 'application/x-www-form-urlencoded; charset=utf-8';
+      headers['content-length'] = body.length;
+    }
+    const transport = target.protocol === 'https:' ? https : http;
+    return new Promise((resolve, reject) => {
+      const req = transport.request(target, { method, headers, agent: false });
+      const cancel = (): void => {
+        this.cancels.delete(cancel);
+        req.destroy();
+        resolve(CLOSED_ANSWER);
+      };
+      this.cancels.add(cancel);
+      const done = (): void => {
+        this.cancels.delete(cancel);
+      };
+      req.setTimeout(options.timeout ?? 5_000, () => req.destroy(new Error(`Nacos request timed out after ${options.timeout ?? 5_000} ms: ${method} ${target.pathname}`)));
+      req.on('error', (err) => {
+        done();
+        reject(err);
+      });
+      req.on('response', (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('error', (err) => {
+          done();
+          reject(err);
+        });
+        res.on('end', () => {
+          done();
+          resolve({ status: res.statusCode ?? 0, data: Buffer.concat(chunks).toString('utf8'), headers: res.headers });
+        });
+      });
+      req.end(body);
+    });
+  }
+}
