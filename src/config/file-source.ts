@@ -28,6 +28,10 @@ export class FileSource implements ConfigSource {
     const reread = (): void => {
       if (!this.closed) deliver(readOrNull(this.path));
     };
+    // A change made between the first read and the watcher being ready
+    // raises no event: read once more when it is ready (a repeat of the
+    // same text is a harmless duplicate).
+    this.watcher.on('ready', reread);
     this.watcher.on('add', reread).on('change', reread).on('unlink', () => {
       if (!this.closed) deliver(null);
     });

@@ -124,7 +124,15 @@ describe('zone-aware discovery through xDS', () => {
   });
 
   it('sends at least 99% of a zone-a producer calls, and every worker stream, to its own zone', async () => {
-    const results = await Promise.all(Array.from({ length: 1000 }, (_, i) => producer.submit({ payload: `p${i}` })));
+    // One burst of 1000 durable submits: a generous deadline, so a slow fsync on a loaded machine cannot fail it (still one attempt each).
+    const bulk = new ProducerClient({ target: 'xds:///zonal', call: { callTimeoutMs: 30_000, maxAttempts: 1 } });
+    let results: Awaited<ReturnType<ProducerClient['submit']>>[];
+    try {
+      await bulk.ready({ deadlineMs: 15_000 });
+      results = await Promise.all(Array.from({ length: 1000 }, (_, i) => bulk.submit({ payload: `p${i}` })));
+    } finally {
+      bulk.close();
+    }
     for (const r of results) acked.push({ taskId: r.taskId, servedBy: r.servedBy });
     const inZoneA = results.filter((r) => r.servedBy === 'a/da').length;
     console.log(`zone-a producer: ${inZoneA}/1000 calls served in zone a`);
