@@ -117,7 +117,10 @@ export class NacosHttpClient {
     const target = new URL(url);
     if (inQuery) for (const [key, value] of params) target.searchParams.append(key, value);
     const body = inQuery ? undefined : Buffer.from(params.toString(), 'utf8');
-    const headers: Record<string, string | number> = { ...options.headers };
+    // The agent sets some headers to undefined (e.g. Spas-AccessKey without
+    // Aliyun credentials); urllib skips those, node:http would throw.
+    const headers: Record<string, string | number> = {};
+    for (const [name, value] of Object.entries(options.headers ?? {})) if (value !== undefined && value !== null) headers[name] = value;
     if (body !== undefined) {
       headers['content-type'] = 'application/x-www-form-urlencoded; charset=utf-8';
       headers['content-length'] = body.length;

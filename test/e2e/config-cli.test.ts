@@ -50,8 +50,9 @@ function keyIdOf(publicKeyPem: string): string {
   return crypto.createHash('sha256').update(raw).digest('hex').slice(0, 16);
 }
 
-function modeOf(file: string): number {
-  return fs.statSync(file).mode & 0o777;
+/** Permission bits in octal, e.g. '600'. */
+function modeOf(file: string): string {
+  return (fs.statSync(file).mode & 0o777).toString(8);
 }
 
 /** Polls `probe` (every `everyMs`) until `done` holds; fails after `timeoutMs` with the last value seen. */
@@ -138,7 +139,7 @@ describe('zonal config', () => {
     expect(result.code, result.stderr).toBe(0);
     expect(JSON.parse(result.stdout)).toEqual({ privateKey: at('ops.key'), publicKey: at('ops.pub') });
 
-    expect(modeOf(at('ops.key'))).toBe(0o600);
+    expect(modeOf(at('ops.key'))).toBe('600');
     const privateKey = crypto.createPrivateKey(fs.readFileSync(at('ops.key'), 'utf8'));
     expect(privateKey.asymmetricKeyType).toBe('ed25519');
     const publicKey = crypto.createPublicKey(fs.readFileSync(at('ops.pub'), 'utf8'));
@@ -157,7 +158,7 @@ describe('zonal config', () => {
     fs.chmodSync(at('ops.key'), 0o644);
     const result = await zonal(['config', 'keygen', '--out', at('ops')], dir);
     if (result.code === 0) {
-      expect(modeOf(at('ops.key')), 'keygen wrote a private key into a file others can read').toBe(0o600);
+      expect(modeOf(at('ops.key')), 'keygen wrote a private key into a file others can read').toBe('600');
     } else {
       expect(result.code).toBe(2);
       expect(fs.readFileSync(at('ops.key'), 'utf8')).toBe('old\n');
@@ -166,66 +167,74 @@ describe('zonal config', () => {
 
   it('validate: a good document exits 0 with JSON; a misspelt key, a range error, a missing file and no action are refused', async () => {
     fs.writeFileSync(at('good.yaml'), GOOD_YAML);
-    const good = await zonal(['config', 'validate', at('good.yaml')], dir);
+    fs.writeFileSync(at('typo.yaml'), 'version: 1\nkeepalive: { lbIdleWindowMS: 1000 }\n');
+    fs.writeFileSync(at('range.yaml'), 'version: 1\ndrainGraceMs: -1\n');
+    // Independent invocations run side by side: each start of the CLI costs about a second.
+    const [good, typo, range, missing, noFile, noAction] = await Promise.all([
+      zonal(['config', 'validate', at('good.yaml')], dir),
+      zonal(['config', 'validate', at('typo.yaml')], dir),
+      zonal(['config', 'validate', at('range.yaml')], dir),
+      zonal(['config', 'validate', at('nope.yaml')], dir),
+      zonal(['config', 'validate'], dir),
+      zonal(['config'], dir),
+    ]);
+
     expect(good.code, good.stderr).toBe(0);
     const report = JSON.parse(good.stdout) as { file: string; valid: boolean; version: number; settings: RuntimeConfigStatus['settings'] };
     expect(report).toMatchObject({ file: at('good.yaml'), valid: true, version: 1 });
     expect(report.settings.core.keepalive.lbIdleWindowMs).toBe(30_000);
     expect(report.settings.logLevel).toBe('warn');
 
-    fs.writeFileSync(at('typo.yaml'), 'version: 1\nkeepalive: { lbIdleWindowMS: 1000 }\n');
-    const typo = await zonal(['config', 'validate', at('typo.yaml')], dir);
     expect(typo.code).toBe(1);
     expect(typo.stdout).toBe('');
     expect(typo.stderr).toContain('invalid');
     expect(typo.stderr).toContain('lbIdleWindowMS');
 
-    fs.writeFileSync(at('range.yaml'), 'version: 1\ndrainGraceMs: -1\n');
-    const range = await zonal(['config', 'validate', at('range.yaml')], dir);
     expect(range.code).toBe(1);
     expect(range.stdout).toBe('');
     expect(range.stderr).toContain('drainGraceMs');
 
-    const missing = await zonal(['config', 'validate', at('nope.yaml')], dir);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain(`cannot read ${at('nope.yaml')}`);
     expect(missing.stderr).toContain('ENOENT');
 
-    const noFile = await zonal(['config', 'validate'], dir);
     expect(noFile.code).toBe(2);
     expect(noFile.stderr).toContain('which file?');
 
-    const noAction = await zonal(['config'], dir);
     expect(noAction.code).toBe(2);
     expect(noAction.stderr).toContain('needs an action');
     expect(noAction.stderr).toContain('validate FILE');
   });
 
   it('sign + validate --public-keys: signed passes; unsigned, edited, foreign-key documents fail; invalid documents are not signed', async () => {
-    const ops = await keygen('ops');
-    const other = await keygen('other');
+    const [ops, other] = await Promise.all([keygen('ops'), keygen('other')]);
     expect(other.keyId).not.toBe(ops.keyId);
 
     fs.writeFileSync(at('good.yaml'), GOOD_YAML);
-    const signed = await zonal(['config', 'sign', at('good.yaml'), '--key', ops.key, '--out', at('signed.yaml')], dir);
+    fs.writeFileSync(at('range.yaml'), 'version: 1\ndrainGraceMs: -1\n');
+    // Independent invocations run side by side: each start of the CLI costs about a second.
+    const [signed, toStdout, foreign, refused] = await Promise.all([
+      zonal(['config', 'sign', at('good.yaml'), '--key', ops.key, '--out', at('signed.yaml')], dir),
+      zonal(['config', 'sign', at('good.yaml'), '--key', ops.key], dir),
+      zonal(['config', 'sign', at('good.yaml'), '--key', other.key, '--out', at('foreign.yaml')], dir),
+      zonal(['config', 'sign', at('range.yaml'), '--key', ops.key, '--out', at('range.signed.yaml')], dir),
+    ]);
+
     expect(signed.code, signed.stderr).toBe(0);
     const signedText = fs.readFileSync(at('signed.yaml'), 'utf8');
     const [firstLine, ...rest] = signedText.split('\n');
     expect(firstLine).toMatch(new RegExp(`^#zonal-signature ed25519 ${ops.keyId} [A-Za-z0-9+/]+={0,2}$`));
     expect(rest.join('\n')).toBe(GOOD_YAML);
     // Without --out the signed document goes to stdout (ed25519 is deterministic: same bytes).
-    const toStdout = await zonal(['config', 'sign', at('good.yaml'), '--key', ops.key], dir);
     expect(toStdout.code, toStdout.stderr).toBe(0);
     expect(toStdout.stdout).toBe(signedText);
+    expect(foreign.code, foreign.stderr).toBe(0);
 
-    const verified = await zonal(['config', 'validate', at('signed.yaml'), '--public-keys', ops.pub], dir);
-    expect(verified.code, verified.stderr).toBe(0);
-    expect(JSON.parse(verified.stdout)).toMatchObject({ valid: true, version: 1 });
-
-    const unsigned = await zonal(['config', 'validate', at('good.yaml'), '--public-keys', ops.pub], dir);
-    expect(unsigned.code).toBe(1);
-    expect(unsigned.stderr).toContain('bad_signature');
-    expect(unsigned.stderr).toContain('unsigned');
+    // Signing an invalid document is refused, and nothing is written.
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('not a valid runtime config');
+    expect(refused.stderr).toContain('drainGraceMs');
+    expect(refused.stdout).toBe('');
 
     // One byte of the body changed after signing: 30000 -> 30001, still a valid document.
     const bytes = Buffer.from(signedText, 'utf8');
@@ -233,30 +242,36 @@ describe('zonal config', () => {
     expect(at30000).toBeGreaterThan(firstLine!.length);
     bytes[at30000 + 4] = '1'.charCodeAt(0);
     fs.writeFileSync(at('tampered.yaml'), bytes);
-    const tamperedWithoutKeys = await zonal(['config', 'validate', at('tampered.yaml')], dir);
+
+    const [verified, unsigned, tamperedWithoutKeys, tampered, foreignCheck, rotation] = await Promise.all([
+      zonal(['config', 'validate', at('signed.yaml'), '--public-keys', ops.pub], dir),
+      zonal(['config', 'validate', at('good.yaml'), '--public-keys', ops.pub], dir),
+      zonal(['config', 'validate', at('tampered.yaml')], dir),
+      zonal(['config', 'validate', at('tampered.yaml'), '--public-keys', ops.pub], dir),
+      zonal(['config', 'validate', at('foreign.yaml'), '--public-keys', ops.pub], dir),
+      // Both keys configured (rotation): the other key's signature is accepted too.
+      zonal(['config', 'validate', at('foreign.yaml'), '--public-keys', `${ops.pub},${other.pub}`], dir),
+    ]);
+
+    expect(verified.code, verified.stderr).toBe(0);
+    expect(JSON.parse(verified.stdout)).toMatchObject({ valid: true, version: 1 });
+
+    expect(unsigned.code).toBe(1);
+    expect(unsigned.stderr).toContain('bad_signature');
+    expect(unsigned.stderr).toContain('unsigned');
+
     expect(tamperedWithoutKeys.code, 'the edit alone must not make the document invalid').toBe(0);
-    const tampered = await zonal(['config', 'validate', at('tampered.yaml'), '--public-keys', ops.pub], dir);
     expect(tampered.code).toBe(1);
     expect(tampered.stderr).toContain('bad_signature');
     expect(tampered.stderr).toContain(`the signature by key ${ops.keyId} does not match`);
 
-    const foreign = await zonal(['config', 'sign', at('good.yaml'), '--key', other.key, '--out', at('foreign.yaml')], dir);
-    expect(foreign.code, foreign.stderr).toBe(0);
-    const foreignCheck = await zonal(['config', 'validate', at('foreign.yaml'), '--public-keys', ops.pub], dir);
     expect(foreignCheck.code).toBe(1);
     expect(foreignCheck.stderr).toContain('bad_signature');
     expect(foreignCheck.stderr).toContain(`signed with key ${other.keyId}`);
     expect(foreignCheck.stderr).toContain(ops.keyId);
-    // Both keys configured (rotation): the foreign one is accepted too.
-    const rotation = await zonal(['config', 'validate', at('foreign.yaml'), '--public-keys', `${ops.pub},${other.pub}`], dir);
+
     expect(rotation.code, rotation.stderr).toBe(0);
 
-    fs.writeFileSync(at('range.yaml'), 'version: 1\ndrainGraceMs: -1\n');
-    const refused = await zonal(['config', 'sign', at('range.yaml'), '--key', ops.key, '--out', at('range.signed.yaml')], dir);
-    expect(refused.code).toBe(2);
-    expect(refused.stderr).toContain('not a valid runtime config');
-    expect(refused.stderr).toContain('drainGraceMs');
-    expect(refused.stdout).toBe('');
     expect(fs.existsSync(at('range.signed.yaml'))).toBe(false);
   });
 
@@ -265,8 +280,11 @@ describe('zonal config', () => {
     const runtimePath = at('runtime.yaml');
     const dataDir = at('data');
     const lastGoodPath = path.join(dataDir, 'runtime-config.last-good');
-    const v1 = await sign('v1', GOOD_YAML, ops.key);
-    const v2 = await sign('v2', ['version: 2', 'keepalive:', '  lbIdleWindowMs: 20000', 'logLevel: error', ''].join('\n'), ops.key);
+    const [v1, v2, v3] = await Promise.all([
+      sign('v1', GOOD_YAML, ops.key),
+      sign('v2', ['version: 2', 'keepalive:', '  lbIdleWindowMs: 20000', 'logLevel: error', ''].join('\n'), ops.key),
+      sign('v3', ['version: 3', 'keepalive:', '  lbIdleWindowMs: 10000', 'logLevel: warn', ''].join('\n'), ops.key),
+    ]);
     fs.writeFileSync(runtimePath, v1);
 
     const serveArgs = [
@@ -317,7 +335,7 @@ describe('zonal config', () => {
     // The snapshot is written after the apply (asynchronously): wait for it, then it must be v2's text exactly.
     await waitFor('the last-good snapshot of version 2', () => (fs.existsSync(lastGoodPath) ? fs.readFileSync(lastGoodPath, 'utf8') : ''), (text) => text === v2, 5_000);
     expect(fs.readFileSync(lastGoodPath, 'utf8')).toBe(v2);
-    expect(modeOf(lastGoodPath)).toBe(0o600);
+    expect(modeOf(lastGoodPath)).toBe('600');
 
     expect(await first.kill('SIGTERM')).toEqual({ code: 0, signal: null });
     await stderrDrained(first);
@@ -341,7 +359,6 @@ describe('zonal config', () => {
     expect(restarted.counts).toMatchObject({ applied: 1, bad_signature: 0 });
 
     // The file source still follows the path: a signed version 3 created after the start is applied.
-    const v3 = await sign('v3', ['version: 3', 'keepalive:', '  lbIdleWindowMs: 10000', 'logLevel: warn', ''].join('\n'), ops.key);
     fs.writeFileSync(runtimePath, v3);
     const onV3 = await waitFor('version 3 in force after the restart', () => configPage(admin2), (s) => s.version >= 3);
     expect(onV3).toMatchObject({ version: 3, appliedFrom: `file ${runtimePath}` });
