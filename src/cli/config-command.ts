@@ -47,7 +47,12 @@ export function signConfig(path: string | undefined, values: FlagValues): void {
   const text = readText(path, 'sign');
   const keyPath = str(values, 'key');
   if (keyPath === '') throw new UsageError('sign needs --key <PEM private key> (zonal config keygen makes one)');
-  const key = crypto.createPrivateKey(fs.readFileSync(keyPath, 'utf8'));
+  let key: crypto.KeyObject;
+  try {
+    key = crypto.createPrivateKey(fs.readFileSync(keyPath, 'utf8'));
+  } catch (err) {
+    throw new UsageError(`cannot read the signing key ${keyPath}: ${(err as Error).message}`);
+  }
   // Refuse to sign what a dispatcher would refuse anyway.
   const check = new ConfigGate(DEFAULT_BASELINE, new PublicKeyRing()).offer(text);
   if (check.result !== 'applied') throw new UsageError(`${path} is not a valid runtime config (${check.result}): ${check.reason}`);
@@ -61,8 +66,13 @@ export function keygen(values: FlagValues): void {
   const prefix = str(values, 'out');
   if (prefix === '') throw new UsageError('keygen needs --out <path prefix>');
   const { privateKey, publicKey } = crypto.generateKeyPairSync('ed25519');
-  fs.writeFileSync(`${prefix}.key`, privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
-  fs.writeFileSync(`${prefix}.pub`, publicKey.export({ format: 'pem', type: 'spki' }));
+  // 'wx': never overwrite a key pair (and never write a private key into an
+  // existing file, whose mode might let others read it).
+  for (const file of [`${prefix}.key`, `${prefix}.pub`]) {
+    if (fs.existsSync(file)) throw new UsageError(`${file} already exists; keygen never overwrites a key (choose another --out or remove it)`);
+  }
+  fs.writeFileSync(`${prefix}.key`, privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600, flag: 'wx' });
+  fs.writeFileSync(`${prefix}.pub`, publicKey.export({ format: 'pem', type: 'spki' }), { flag: 'wx' });
   process.stdout.write(JSON.stringify({ privateKey: `${prefix}.key`, publicKey: `${prefix}.pub` }) + '\n');
 }
 

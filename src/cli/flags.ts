@@ -60,7 +60,7 @@ export function parseFlags(argv: string[], specs: FlagSpec[], env: NodeJS.Proces
 export function helpText(command: string, summary: string, specs: FlagSpec[]): string {
   const lines = [`Usage: zonal ${command} [flags]`, '', summary, '', 'Flags (each also read from its environment variable):'];
   for (const spec of specs) {
-    const def = spec.default === undefined ? '' : ` (default: ${String(spec.default)})`;
+    const def = spec.default === undefined || spec.default === '' ? '' : ` (default: ${String(spec.default)})`;
     lines.push(`  --${spec.name}${spec.type === 'boolean' ? '' : ' <' + spec.type + '>'}`);
     lines.push(`      ${spec.env}  ${spec.description}${def}`);
   }

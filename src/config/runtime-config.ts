@@ -55,6 +55,8 @@ export class RuntimeConfig {
   private lastRefusal: RuntimeConfigStatus['lastRefusal'];
   private started = false;
   private closed = false;
+  /** Refusal log lines are limited (a flood of bad documents must not flood the log); the counters see every one. */
+  private readonly refusalLog = { windowStartMs: 0, lines: 0, suppressed: 0 };
 
   constructor(private readonly options: RuntimeConfigOptions) {
     this.gate = new ConfigGate(options.baseline, options.publicKeys ?? new PublicKeyRing());
@@ -118,16 +120,35 @@ export class RuntimeConfig {
       }
     } else if (decision.result !== 'duplicate') {
       this.lastRefusal = { result: decision.result, reason: decision.reason, version: decision.version, at: new Date(now).toISOString(), from: origin };
-      const level = decision.result === 'empty' || decision.result === 'stale' ? 'info' : 'warn';
-      log[level](`runtime config update refused (${decision.result}); the config in force stays`, {
-        reason: decision.reason,
-        version: decision.version,
-        inForce: decision.previous.version,
-        from: origin,
-      });
+      if (this.mayLogRefusal(now)) {
+        const level = decision.result === 'empty' || decision.result === 'stale' ? 'info' : 'warn';
+        log[level](`runtime config update refused (${decision.result}); the config in force stays`, {
+          reason: decision.reason,
+          version: decision.version,
+          inForce: decision.previous.version,
+          from: origin,
+        });
+      }
     }
     for (const listener of this.decisionListeners) listener(decision, origin, publishToApplyMs);
     return decision;
+  }
+
+  /** At most 20 refusal lines per 10 s; then one line says how many were left out. */
+  private mayLogRefusal(now: number): boolean {
+    const r = this.refusalLog;
+    if (now - r.windowStartMs >= 10_000) {
+      if (r.suppressed > 0) log.warn('runtime config refusals not logged in the last window (see zonal_config_updates_total)', { suppressed: r.suppressed });
+      r.windowStartMs = now;
+      r.lines = 0;
+      r.suppressed = 0;
+    }
+    if (r.lines < 20) {
+      r.lines += 1;
+      return true;
+    }
+    r.suppressed += 1;
+    return false;
   }
 
   /** How many documents ended in each result since start. */

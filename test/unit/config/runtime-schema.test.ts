@@ -7,7 +7,7 @@ import { compileBreakerOptions } from '../../../src/resilience/breaker';
 
 /** A startup baseline that differs from the built-in defaults, so layering over it is visible. */
 const BASELINE: RuntimeBaseline = {
-  core: compileCoreOptions({ drainGraceMs: 7_000, keepalive: { maxIntervalMs: 20_000 }, backoff: { initialMs: 300 } }),
+  core: compileCoreOptions({ drainGraceMs: 7_000, keepalive: { minIntervalMs: 1_000, maxIntervalMs: 20_000 }, backoff: { initialMs: 300 } }),
   call: compileCallPolicy({ callTimeoutMs: 3_000, backoff: { maxMs: 900 } }),
   breaker: compileBreakerOptions({ volumeThreshold: 20 }),
   slo: compileSloThresholds({ defaultP99Ms: 400, pairs: { 'zone-a->zone-b': { p99Ms: 120 } } }),
@@ -132,7 +132,7 @@ describe('compileRuntimeDocument: unknown keys and wrong types', () => {
     ['backoff', { backoff: { jiter: 0.1 } }, 'backoff: Unrecognized key: "jiter"'],
     ['call.backoff', { call: { backoff: { maxMS: 1 } } }, 'call.backoff: Unrecognized key: "maxMS"'],
     ['breaker', { breaker: { rollingWindowBuckets: 5 } }, 'breaker: Unrecognized key: "rollingWindowBuckets"'],
-    ['slo pair', { slo: { pairs: { 'a->b': { p99: 5 } } } }, 'slo.pairs.a->b: Unrecognized key: "p99"'],
+    ['slo pair', { slo: { pairs: { 'a->b': { p99Ms: 5, p99: 5 } } } }, 'slo.pairs.a->b: Unrecognized key: "p99"'],
   ])('refuses a misspelt nested key in %s, naming its path', (_label, doc, message) => {
     expect(refusal({ version: 1, ...(doc as object) })).toBe(message);
   });
@@ -176,10 +176,10 @@ describe('compileRuntimeDocument: ranges come from the compile functions', () =>
     expect(refusal({ version: 1, slo: { pairs: { [pair]: { p99Ms: 10 } } } })).toBe(`slo.pairs key "${pair}" must look like "from-zone->to-zone" (letters, digits, . _ -)`);
   });
 
-  it('a range is checked on the merged value, so a document can rely on a baseline value', () => {
-    // Baseline maxIntervalMs is 20 000: a minIntervalMs of 18 000 fits under it.
-    expect(compile({ version: 1, keepalive: { minIntervalMs: 18_000 } }).core.keepalive.minIntervalMs).toBe(18_000);
-    // Against the built-in defaults (maxIntervalMs 15 000) the same document is refused.
-    expect(() => compile({ version: 1, keepalive: { minIntervalMs: 18_000 } }, DEFAULT_BASELINE)).toThrow('keepalive.maxIntervalMs must be between 18000 and 3600000, got 15000');
+  it('a range is checked on the merged value, so the same document can pass over one baseline and fail over another', () => {
+    // The built-in minIntervalMs is 500, so a maxIntervalMs of 900 fits above it.
+    expect(compile({ version: 1, keepalive: { maxIntervalMs: 900 } }, DEFAULT_BASELINE).core.keepalive.maxIntervalMs).toBe(900);
+    // This baseline's minIntervalMs is 1 000: the same document is refused.
+    expect(refusal({ version: 1, keepalive: { maxIntervalMs: 900 } })).toBe('keepalive.maxIntervalMs must be between 1000 and 3600000, got 900');
   });
 });

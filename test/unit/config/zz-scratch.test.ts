@@ -1,7 +1,7 @@
 import { it } from 'vitest';
-import { compileRuntimeDocument, DEFAULT_BASELINE } from '../../../src/config/runtime-schema';
+import { parseNacosUrl } from '../../../src/config/nacos-url';
 it('x', () => {
-  for (const v of [{}, {version:0},{version:1.5},{version:'1'},{version:1, foo:1},{version:1, keepalive:{lbIdleWindowMS:1}},{version:1, keepalive:{minIntervalMs:'1'}},{version:1,publishedAt:'2026-11-22T03:00:00'},{version:1,publishedAt:'2026-11-22T03:00:00+02:00'},{version:1,logLevel:'verbose'},{version:1,slo:{pairs:{'a->b':{p99Ms:1, x:1}}}}, {version:1, call:{backoff:{jit:1}}}, [1], null, 'version: 1']) {
-    try { const s = compileRuntimeDocument(v, DEFAULT_BASELINE); console.log('OK', JSON.stringify(v), s.publishedAtMs); } catch (e) { console.log(JSON.stringify(v), '=>', (e as Error).name, (e as Error).message); }
+  for (const u of ['nacos://user:s3cret@h:8848/id', 'nacos://user:pa/ss@h/id', 'nacos://h/bad%zz', 'nacos://h/%E0%A4%A', 'nacos://h/a%20b', 'nacos://h/id?group=', 'nacos://h/id?namespace=ns&x=1', 'nacos://[::1]/id', 'nacos://[::1]:9000/id','nacos://h:0/id','nacos://h:70000/id','nacos://h/','nacos://h/id#frag','nacos://h/id?group=a&group=b', 'nacos://h:8848', 'nacos:///id', 'nacos://h/id?password=x']) {
+    try { console.log(u, JSON.stringify(parseNacosUrl(u, {}))); } catch (e) { console.log(u, '=>', (e as Error).name, (e as Error).message); }
   }
 });
