@@ -1,33 +1,49 @@
 #!/usr/bin/env node
 import { ZonalError } from '../errors';
 import { helpText, parseFlags, UsageError, type FlagSpec, type FlagValues } from './flags';
-import { serveCommand, SERVE_FLAGS, SERVE_SUMMARY } from './serve-command';
-import { submitCommand, SUBMIT_FLAGS, SUBMIT_SUMMARY } from './submit-command';
-import { workerCommand, WORKER_FLAGS, WORKER_SUMMARY } from './worker-command';
-import { xdsCommand, XDS_FLAGS, XDS_SUMMARY } from './xds-command';
-import { bootstrapCommand, BOOTSTRAP_FLAGS, BOOTSTRAP_SUMMARY } from './bootstrap-command';
-import { configCommand, CONFIG_FLAGS, CONFIG_SUMMARY } from './config-command';
 
 interface Command {
   summary: string;
   flags: FlagSpec[];
-  run(values: FlagValues, positionals: string[]): Promise<void>;
+  run(values: FlagValues, positionals: string[]): Promise<void> | void;
   /** Takes words that are not flags (an action, a file). */
   positionals?: boolean;
 }
 
-const COMMANDS: Record<string, Command> = {
-  serve: { summary: SERVE_SUMMARY, flags: SERVE_FLAGS, run: serveCommand },
-  worker: { summary: WORKER_SUMMARY, flags: WORKER_FLAGS, run: workerCommand },
-  submit: { summary: SUBMIT_SUMMARY, flags: SUBMIT_FLAGS, run: submitCommand },
-  xds: { summary: XDS_SUMMARY, flags: XDS_FLAGS, run: xdsCommand },
-  bootstrap: { summary: BOOTSTRAP_SUMMARY, flags: BOOTSTRAP_FLAGS, run: bootstrapCommand },
-  config: { summary: CONFIG_SUMMARY, flags: CONFIG_FLAGS, run: configCommand, positionals: true },
+/**
+ * Each command's module is loaded only when that command runs, so
+ * `zonal config validate` does not pay for loading the dispatcher.
+ */
+const COMMANDS: Record<string, () => Command> = {
+  serve: () => {
+    const m = require('./serve-command') as typeof import('./serve-command');
+    return { summary: m.SERVE_SUMMARY, flags: m.SERVE_FLAGS, run: m.serveCommand };
+  },
+  worker: () => {
+    const m = require('./worker-command') as typeof import('./worker-command');
+    return { summary: m.WORKER_SUMMARY, flags: m.WORKER_FLAGS, run: m.workerCommand };
+  },
+  submit: () => {
+    const m = require('./submit-command') as typeof import('./submit-command');
+    return { summary: m.SUBMIT_SUMMARY, flags: m.SUBMIT_FLAGS, run: m.submitCommand };
+  },
+  xds: () => {
+    const m = require('./xds-command') as typeof import('./xds-command');
+    return { summary: m.XDS_SUMMARY, flags: m.XDS_FLAGS, run: m.xdsCommand };
+  },
+  bootstrap: () => {
+    const m = require('./bootstrap-command') as typeof import('./bootstrap-command');
+    return { summary: m.BOOTSTRAP_SUMMARY, flags: m.BOOTSTRAP_FLAGS, run: m.bootstrapCommand };
+  },
+  config: () => {
+    const m = require('./config-command') as typeof import('./config-command');
+    return { summary: m.CONFIG_SUMMARY, flags: m.CONFIG_FLAGS, run: m.configCommand, positionals: true };
+  },
 };
 
 function usage(): string {
   const lines = ['Usage: zonal <command> [flags]', '', 'Commands:'];
-  for (const [name, command] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(10)} ${command.summary}`);
+  for (const [name, load] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(10)} ${load().summary}`);
   lines.push('', 'Run `zonal <command> --help` for its flags and environment variables.');
   return lines.join('\n') + '\n';
 }
@@ -38,8 +54,9 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(usage());
     return;
   }
-  const command = COMMANDS[name];
-  if (command === undefined) throw new UsageError(`unknown command "${name}"\n\n${usage()}`);
+  const load = COMMANDS[name];
+  if (load === undefined) throw new UsageError(`unknown command "${name}"\n\n${usage()}`);
+  const command = load();
   const positionals: string[] = [];
   const values = parseFlags(rest, command.flags, process.env, command.positionals === true ? positionals : undefined);
   if (values === 'help') {
