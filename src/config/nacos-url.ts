@@ -23,15 +23,18 @@ export function isNacosUrl(source: string): boolean {
 }
 
 export function parseNacosUrl(source: string, env: NodeJS.ProcessEnv = process.env): NacosTarget {
+  // The message repeats the URL, but never credentials someone put in it.
+  // No part of a URL may hold '@' except credentials, which may hold '/'.
+  const shown = source.replace(/^(nacos:\/\/).*@/, '$1***@');
   const fail = (why: string): never => {
-    throw new TypeError(`bad Nacos config URL "${source}": ${why}; expected nacos://host:8848/<dataId>?group=<group>&namespace=<namespace>`);
+    throw new TypeError(`bad Nacos config URL "${shown}": ${why}; expected nacos://host:8848/<dataId>?group=<group>&namespace=<namespace>`);
   };
   if (!isNacosUrl(source)) fail('it must start with nacos://');
   const rest = source.slice('nacos://'.length);
+  if (rest.includes('@')) fail('credentials do not belong in the URL; set ZONAL_NACOS_USERNAME and ZONAL_NACOS_PASSWORD');
   const slash = rest.indexOf('/');
   if (slash <= 0) fail('no host:port before the dataId');
   const hostPart = rest.slice(0, slash);
-  if (hostPart.includes('@')) fail('credentials do not belong in the URL; set ZONAL_NACOS_USERNAME and ZONAL_NACOS_PASSWORD');
   const servers = hostPart.split(',').map((s) => s.trim());
   for (const server of servers) {
     const match = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?$/.exec(server);
@@ -40,7 +43,12 @@ export function parseNacosUrl(source: string, env: NodeJS.ProcessEnv = process.e
     if (port < 1 || port > 65535) fail(`port ${port} is out of range`);
   }
   const url = new URL(`http://placeholder/${rest.slice(slash + 1)}`);
-  const dataId = decodeURIComponent(url.pathname.slice(1));
+  let dataId = '';
+  try {
+    dataId = decodeURIComponent(url.pathname.slice(1));
+  } catch {
+    fail('the dataId has a broken %-escape');
+  }
   if (!NAME.test(dataId)) fail('the dataId must be letters, digits and . _ : -');
   for (const key of url.searchParams.keys()) if (key !== 'group' && key !== 'namespace') fail(`unknown parameter "${key}" (group and namespace are known)`);
   const group = url.searchParams.get('group') ?? NACOS_DEFAULT_GROUP;

@@ -77,6 +77,8 @@ export class Breaker {
   private readonly listeners = new Set<StateChangeListener>();
   private current: CircuitState = 'CLOSED';
   private openedAtMs = 0;
+  /** The reset timeout opossum's timer was started with when the breaker last opened. */
+  private openedResetTimeoutMs = 0;
   private openedWith = { failures: 0, calls: 0 };
   private shutDown = false;
   private rotationTimer: NodeJS.Timeout;
@@ -127,7 +129,7 @@ export class Breaker {
     opossum.options.errorThresholdPercentage = next.errorThresholdPercentage;
     opossum.options.resetTimeout = next.resetTimeoutMs;
     // opossum 9 keeps volumeThreshold under a private symbol with a getter
-    // only; test/unit/breaker.test.ts fails if a new opossum moves it.
+    // only; test/unit/breaker-set-options.test.ts fails if a new opossum moves it.
     const symbol = Object.getOwnPropertySymbols(this.circuit).find((s) => s.description === 'volume-threshold');
     if (symbol !== undefined) (this.circuit as unknown as Record<symbol, number>)[symbol] = next.volumeThreshold;
     if (next.rollingWindowMs !== previous.rollingWindowMs) {
@@ -155,7 +157,7 @@ export class Breaker {
 
   /** When the next probe may go through (ms since the epoch) while OPEN; undefined in the other states. */
   probeAtMs(): number | undefined {
-    return this.current === 'OPEN' ? this.openedAtMs + this.options.resetTimeoutMs : undefined;
+    return this.current === 'OPEN' ? this.openedAtMs + this.openedResetTimeoutMs : undefined;
   }
 
   /** Calls `listener` after every state change; returns the function that removes it. */
@@ -179,6 +181,7 @@ export class Breaker {
     this.current = next;
     if (next === 'OPEN') {
       this.openedAtMs = Date.now();
+      this.openedResetTimeoutMs = this.currentOptions.resetTimeoutMs;
       const stats = this.circuit.stats;
       this.openedWith = { failures: stats.failures, calls: stats.fires };
     }
@@ -204,7 +207,7 @@ export class Breaker {
     if (this.current === 'HALF_OPEN') {
       return new ZonalError('CIRCUIT_OPEN', `circuit to ${this.target} is half-open and its probe call is in flight; calls fail fast until it answers`, { cause: error });
     }
-    const probeAt = this.openedAtMs + this.options.resetTimeoutMs;
+    const probeAt = this.openedAtMs + this.openedResetTimeoutMs;
     const inMs = Math.max(0, probeAt - Date.now());
     return new ZonalError(
       'CIRCUIT_OPEN',

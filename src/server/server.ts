@@ -35,6 +35,8 @@ export interface RunningServer {
   readonly controlPlane: ControlPlane | undefined;
   /** The runtime settings in force and where they came from. */
   readonly runtimeConfig: RuntimeConfig;
+  /** This dispatcher's registration with a control plane, if it registers. */
+  readonly registration: RegistrationClient | undefined;
   /** Graceful stop: GoAway, drain for shutdownGraceMs, flush, close. */
   stop(): Promise<void>;
 }
@@ -163,5 +165,5 @@ export async function startServer(input: ServerOptionsInput = {}, store?: TaskSt
     return stopping;
   };
 
-  return { dispatcher, options, grpcAddress, adminAddress, xdsAddress: controlPlane?.address ?? '', controlPlane: controlPlane?.plane, runtimeConfig, stop };
+  return { dispatcher, options, grpcAddress, adminAddress, xdsAddress: controlPlane?.address ?? '', controlPlane: controlPlane?.plane, runtimeConfig, registration, stop };
 }

@@ -241,3 +241,23 @@ describe('an SDK producer following a runtime config', () => {
     }
   });
 });
+
+describe("the dispatcher's own breaker", () => {
+  it('takes new thresholds live, and keeps its registration running', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'zonal-breaker-config-'));
+    const file = path.join(dir, 'runtime.yaml');
+    writeFileSync(file, stringify({ version: 1 }));
+    const harness = await startHarness({ config: file, xdsAddress: '127.0.0.1:0' });
+    try {
+      const registration = harness.server.registration!;
+      expect(registration.breakerOptions).toMatchObject({ volumeThreshold: 4, errorThresholdPercentage: 50 });
+      writeFileSync(file, stringify({ version: 2, breaker: { volumeThreshold: 9, errorThresholdPercentage: 75, resetTimeoutMs: 1_500 } }));
+      await eventually(() => harness.server.runtimeConfig.current.version === 2, 10_000, 'version 2');
+      expect(registration.breakerOptions).toMatchObject({ volumeThreshold: 9, errorThresholdPercentage: 75, resetTimeoutMs: 1_500 });
+      expect(registration.circuitState()).toBe('CLOSED');
+    } finally {
+      await harness.cleanup();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
