@@ -27,8 +27,15 @@ export class LastGoodSnapshot {
     this.path = path.join(dataDir, fileName);
   }
 
-  /** The stored text, or undefined when there is none or it cannot be read. */
+  /** The stored text, or undefined when there is none or it cannot be read. Removes temp files a crash left. */
   load(): string | undefined {
+    const dir = path.dirname(this.path);
+    const prefix = `${path.basename(this.path)}.`;
+    try {
+      for (const name of fs.readdirSync(dir)) if (name.startsWith(prefix) && name.endsWith('.tmp')) fs.rmSync(path.join(dir, name), { force: true });
+    } catch {
+      // No directory yet: nothing to clean.
+    }
     try {
       return fs.readFileSync(this.path, 'utf8');
     } catch {

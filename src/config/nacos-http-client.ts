@@ -20,7 +20,8 @@ import { backoffDelayMs, type BackoffPolicy } from '../core/backoff';
  *   empty 200, which the client reads as "nothing changed"; its loop then
  *   sees that it is closed and stops.
  *
- * Answers below 500 (403 for bad credentials, 404) go up unchanged. Each
+ * Answers below 500 (403 for bad credentials, 404) go up unchanged; after a
+ * 4xx other than 404 the next request still waits its backoff. Each
  * request uses its own connection (no keep-alive agent), so nothing stays
  * open between long polls or after close().
  */
@@ -69,7 +70,15 @@ export class NacosHttpClient {
         const response = await this.send(url, options);
         if (this.closed) return CLOSED_ANSWER;
         if (response.status < 500) {
-          this.failures = 0;
+          // 200 and 404 (no such config) are answers; any other 4xx (403 bad
+          // credentials, 409 conflict) goes up unchanged, but the agent would
+          // repeat it at once in its loop, so the next request backs off.
+          if (response.status === 200 || response.status === 404) this.failures = 0;
+          else {
+            this.failures += 1;
+            this.stats.failures += 1;
+            this.onFailure(new Error(`Nacos answered ${response.status}: ${response.data.slice(0, 200)}`), this.failures);
+          }
           return response;
         }
         failure = new Error(`Nacos answered ${response.status}: ${response.data.slice(0, 200)}`);

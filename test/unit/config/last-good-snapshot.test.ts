@@ -61,6 +61,14 @@ describe('LastGoodSnapshot', () => {
     expect(snapshot.load()).toBe('version: 2\n');
   });
 
+  it('a temp file left by a crash mid-write is removed at load, and the old snapshot is what loads', async () => {
+    await new LastGoodSnapshot(dir).save('version: 4\n');
+    fs.writeFileSync(path.join(dir, 'runtime-config.last-good.4242.tmp'), 'version: 5\n# torn');
+    fs.writeFileSync(path.join(dir, 'unrelated.tmp'), 'keep me');
+    expect(new LastGoodSnapshot(dir).load()).toBe('version: 4\n');
+    expect(fs.readdirSync(dir).sort()).toEqual(['runtime-config.last-good', 'unrelated.tmp']);
+  });
+
   it('load of a missing file is undefined', () => {
     expect(new LastGoodSnapshot(dir).load()).toBeUndefined();
     expect(new LastGoodSnapshot(path.join(dir, 'nope')).load()).toBeUndefined();

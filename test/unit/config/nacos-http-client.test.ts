@@ -125,15 +125,25 @@ describe('NacosHttpClient', () => {
     expect(counts).toEqual([1, 1]);
   });
 
-  it('returns 4xx answers as they are, without retrying', async () => {
+  it('returns 4xx answers as they are, without retrying, but the next request after a 403 waits its backoff', async () => {
     const server = await serve((_req, res) => res.writeHead(403).end('unknown user'));
     const failures: Error[] = [];
     const c = client((e) => failures.push(e), FAST_BACKOFF);
     const response = await c.request(`${server.url}/nacos/v1/cs/configs`);
     expect(response).toMatchObject({ status: 403, data: 'unknown user' });
-    expect(failures).toEqual([]);
-    expect(c.stats).toEqual({ requests: 1, failures: 0, backoffWaits: 0 });
     expect(server.seen).toHaveLength(1);
+    expect(failures.map((e) => e.message)).toEqual(['Nacos answered 403: unknown user']);
+    // The nacos agent repeats a 403 in its loop at once: here the repeat waits.
+    await c.request(`${server.url}/nacos/v1/cs/configs`);
+    expect(c.stats).toEqual({ requests: 2, failures: 2, backoffWaits: 1 });
+  });
+
+  it('a 404 (no such config) is an answer: no backoff after it', async () => {
+    const server = await serve((_req, res) => res.writeHead(404).end('config data not exist'));
+    const c = client(() => {}, FAST_BACKOFF);
+    expect(await c.request(`${server.url}/nacos/v1/cs/configs`)).toMatchObject({ status: 404 });
+    await c.request(`${server.url}/nacos/v1/cs/configs`);
+    expect(c.stats).toEqual({ requests: 2, failures: 0, backoffWaits: 0 });
   });
 
   it('a request that times out is retried', async () => {
