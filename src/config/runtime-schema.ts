@@ -26,9 +26,10 @@ import type { LogLevel } from '../log';
  * programmatic API uses (core/options.ts, call-policy.ts, breaker.ts,
  * slo-thresholds.ts), so every range lives in exactly one place.
  *
- * Startup-only settings (ports, addresses, store, data dir, TLS, the config
+ * Startup-only settings (ports, addresses, store, data dir, the config
  * source itself and its public keys, sequenceWindow, payload and batch
- * limits) are in ServerOptions and are not accepted here.
+ * limits, and TLS once it exists) are in ServerOptions and are refused here
+ * as unknown keys: they need a restart.
  */
 
 const ms = z.number().finite();

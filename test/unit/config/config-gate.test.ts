@@ -3,21 +3,11 @@ import { describe, expect, it } from 'vitest';
 import { ConfigGate, MAX_DOCUMENT_BYTES, type Decision } from '../../../src/config/config-gate';
 import { baselineSettings, DEFAULT_BASELINE } from '../../../src/config/runtime-schema';
 import { PublicKeyRing, signDocument } from '../../../src/config/signature';
+import { seededRandom as mulberry32 } from '../../support/core-harness';
 
 const openGate = (): ConfigGate => new ConfigGate(DEFAULT_BASELINE, new PublicKeyRing());
 const doc = (version: number, extra = ''): string => `version: ${version}\n${extra}`;
 
-/** A small seeded PRNG (mulberry32), so the shuffle is the same on every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function shuffled<T>(items: readonly T[], random: () => number): T[] {
   const out = [...items];
