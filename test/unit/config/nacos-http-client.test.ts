@@ -218,6 +218,9 @@ describe('NacosHttpClient', () => {
     expect(c.inFlight).toBe(0);
 
     await closedOnServer;
+    // The client's socket handle goes away on its own close event: wait for it, not for time.
+    const noneLeft = (): boolean => kinds.every((kind) => (countResources(kinds)[kind] ?? 0) <= (before[kind] ?? 0));
+    for (let i = 0; i < 500 && !noneLeft(); i++) await new Promise((resolve) => setImmediate(resolve));
     const after = countResources(kinds);
     for (const kind of kinds) expect(after[kind], kind).toBeLessThanOrEqual(before[kind] ?? 0);
     expect(c.stats.failures).toBe(0);
