@@ -140,14 +140,14 @@ describe('Pong', () => {
     h.advanceTo(T0 + 2_600);
     expect(h.takePings()).toEqual([{ sessionId: w.id, nonce: 2, sentMs: T0 + 2_600 }]);
 
-    // 500 ms this time (second sample, gains 1/2): SRTT 450, RTTVAR 1/2*200 + 1/2*100 = 150
-    // -> 900 + 600 = 1 500 ms, -6.25 % of the announced 1 600: not re-announced.
-    h.clock.set(T0 + 3_100);
+    // 600 ms this time (second sample: the median of 400 and 600 and their mean deviation):
+    // SRTT 500, RTTVAR 100 -> 1 000 + 400 = 1 400 ms, -12.5 % of the announced 1 600: not re-announced.
+    h.clock.set(T0 + 3_200);
     h.engine.touch(w.session);
     h.engine.pong(w.session, 2);
     h.collect();
-    expect([w.session.rtt.srttMs, w.session.rtt.rttvarMs, w.session.rtt.samples]).toEqual([450, 150, 2]);
-    expect(keepalive(w)).toEqual([1_500, 5_000, 1_600]);
+    expect([w.session.rtt.srttMs, w.session.rtt.rttvarMs, w.session.rtt.samples]).toEqual([500, 100, 2]);
+    expect(keepalive(w)).toEqual([1_400, 5_000, 1_600]);
     expect(h.takeKeepaliveUpdates()).toEqual([]);
     expect(h.takeClosed()).toEqual([]);
   });
