@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import { DataClient } from 'nacos';
 import { createLogger } from '../log';
 import type { ConfigSource } from './config-source';
 import { NacosHttpClient } from './nacos-http-client';
@@ -29,10 +28,24 @@ class NoSnapshot extends EventEmitter {
   async batchSave(): Promise<void> {}
 }
 
-class ZonalDataClient extends (DataClient as unknown as new (options: Record<string, unknown>) => NacosDataClient) {
-  protected getSnapshot(): NoSnapshot {
-    return new NoSnapshot();
+type DataClientClass = new (options: Record<string, unknown>) => NacosDataClient;
+
+let zonalDataClient: DataClientClass | undefined;
+
+/**
+ * The nacos package (and its dependencies, ~170 ms to load) is loaded on
+ * first use, so a dispatcher without a nacos:// source never pays for it.
+ */
+function dataClientClass(): DataClientClass {
+  if (zonalDataClient === undefined) {
+    const { DataClient } = require('nacos') as { DataClient: DataClientClass };
+    zonalDataClient = class ZonalDataClient extends DataClient {
+      protected getSnapshot(): NoSnapshot {
+        return new NoSnapshot();
+      }
+    };
   }
+  return zonalDataClient;
 }
 
 /**
@@ -67,7 +80,7 @@ export class NacosSource implements ConfigSource {
 
   start(deliver: (text: string | null) => void): void {
     const t = this.target;
-    const client = new ZonalDataClient({
+    const client = new (dataClientClass())({
       serverAddr: t.servers.join(','),
       namespace: t.namespace,
       requestTimeout: this.requestTimeoutMs,

@@ -1,17 +1,11 @@
 import type { ConfigSource } from './config-source';
 import { FileSource } from './file-source';
+import { NacosSource } from './nacos-source';
 import { isNacosUrl, parseNacosUrl } from './nacos-url';
 
-/**
- * The source a `--config` value names: nacos://… or a file path. The nacos
- * package (and its dependencies, ~170 ms to load) is loaded only when a
- * nacos:// source is used.
- */
+/** The source a `--config` value names: nacos://… or a file path. */
 export function openConfigSource(spec: string, env: NodeJS.ProcessEnv = process.env): ConfigSource {
-  if (isNacosUrl(spec)) {
-    const { NacosSource } = require('./nacos-source') as typeof import('./nacos-source');
-    return new NacosSource(parseNacosUrl(spec, env));
-  }
+  if (isNacosUrl(spec)) return new NacosSource(parseNacosUrl(spec, env));
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec)) throw new TypeError(`unsupported config source "${spec}": use a file path or nacos://host:8848/<dataId>`);
   return new FileSource(spec);
 }
