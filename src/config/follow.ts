@@ -1,6 +1,7 @@
 import type { ProducerClient } from '../client/producer-client';
 import { setLogLevel } from '../log';
 import type { RuntimeConfig } from './runtime-config';
+import type { RuntimeSettings } from './runtime-schema';
 
 /**
  * Keeps an SDK producer on the runtime config: its call policy (per-attempt
@@ -9,11 +10,10 @@ import type { RuntimeConfig } from './runtime-config';
  * that stops following.
  */
 export function followRuntimeConfig(config: RuntimeConfig, producer: ProducerClient): () => void {
-  const apply = (): void => {
-    const settings = config.current;
+  const apply = (settings: RuntimeSettings, previous: RuntimeSettings | undefined): void => {
     producer.setPolicy({ call: settings.call, breaker: settings.breaker });
-    setLogLevel(settings.logLevel);
+    if (settings.logLevel !== previous?.logLevel) setLogLevel(settings.logLevel);
   };
-  if (config.current.version > 0) apply();
+  if (config.current.version > 0) apply(config.current, undefined);
   return config.onChange(apply);
 }

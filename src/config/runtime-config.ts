@@ -7,6 +7,9 @@ import { PublicKeyRing } from './signature';
 
 const log = createLogger('config');
 
+/** The origin of the document read back from the last-good snapshot at start. */
+const LAST_GOOD_ORIGIN = 'last-good snapshot';
+
 export interface RuntimeConfigOptions {
   baseline: RuntimeBaseline;
   /** Where documents come from; none: the baseline stays in force. */
@@ -88,7 +91,7 @@ export class RuntimeConfig {
     if (this.started) return;
     this.started = true;
     const saved = this.snapshot?.load();
-    if (saved !== undefined) this.offer(saved, 'last-good snapshot');
+    if (saved !== undefined) this.offer(saved, LAST_GOOD_ORIGIN);
     const source = this.options.source;
     if (source !== undefined) {
       source.start((text) => {
@@ -107,10 +110,10 @@ export class RuntimeConfig {
       this.appliedFrom = origin;
       this.appliedAtMs = now;
       const published = decision.settings.publishedAtMs;
-      publishToApplyMs = published === undefined || origin === 'last-good snapshot' ? undefined : Math.max(0, now - published);
+      publishToApplyMs = published === undefined || origin === LAST_GOOD_ORIGIN ? undefined : Math.max(0, now - published);
       log.info('runtime config applied', { version: decision.version, previous: decision.previous.version, from: origin, publishToApplyMs });
       const text = this.gate.currentText;
-      if (text !== undefined && origin !== 'last-good snapshot') void this.snapshot?.save(text);
+      if (text !== undefined && origin !== LAST_GOOD_ORIGIN) void this.snapshot?.save(text);
       for (const listener of this.listeners) {
         try {
           listener(decision.settings, decision.previous);

@@ -3,7 +3,7 @@ import { compileCoreOptions, type CoreOptions, type CoreOptionsInput } from '../
 import { compileCallPolicy, type CallPolicy } from '../client/call-policy';
 import { compileBreakerOptions, DEFAULT_BREAKER_OPTIONS, type BreakerOptions } from '../resilience/breaker';
 import { compileSloThresholds, type SloThresholds } from './slo-thresholds';
-import type { LogLevel } from '../log';
+import { currentLogLevel, type LogLevel } from '../log';
 
 /**
  * The one schema of everything that may change while Zonal runs. A runtime
@@ -91,7 +91,8 @@ export const DEFAULT_BASELINE: RuntimeBaseline = {
   call: compileCallPolicy(),
   breaker: DEFAULT_BREAKER_OPTIONS,
   slo: compileSloThresholds(),
-  logLevel: 'info',
+  // The level the process started with (ZONAL_LOG_LEVEL), so a document without logLevel leaves it alone.
+  logLevel: currentLogLevel(),
 };
 
 /** The settings before any runtime document arrived. */

@@ -62,7 +62,7 @@ export async function startServer(input: ServerOptionsInput = {}, store?: TaskSt
       call: DEFAULT_CALL_POLICY,
       breaker: compileBreakerOptions(undefined, registrationBreakerDefaults(registrationIntervalMs)),
       slo: DEFAULT_SLO_THRESHOLDS,
-      logLevel: currentLogLevel() === 'silent' ? 'error' : (currentLogLevel() as 'debug' | 'info' | 'warn' | 'error'),
+      logLevel: currentLogLevel(),
     },
     ...(options.config !== '' ? { source: openConfigSource(options.config) } : {}),
     dataDir: options.dataDir,

@@ -220,6 +220,7 @@ describe('an SDK producer following a runtime config', () => {
     const file = path.join(dir, 'client.yaml');
     writeFileSync(file, stringify({ version: 1 }));
     const config = new RuntimeConfig({ baseline: DEFAULT_BASELINE, source: new FileSource(file) });
+    const levelAtStart = currentLogLevel();
     // Nothing listens on the target: every call fails with UNAVAILABLE.
     const p = new ProducerClient({ target: '127.0.0.1:1', call: { maxAttempts: 1, callTimeoutMs: 2_000 } });
     try {
@@ -229,6 +230,8 @@ describe('an SDK producer following a runtime config', () => {
       writeFileSync(file, stringify({ version: 2, call: { callTimeoutMs: 1_234, maxAttempts: 1 }, breaker: { volumeThreshold: 1, errorThresholdPercentage: 1 } }));
       await eventually(() => config.current.version === 2, 10_000, 'version 2');
       expect(p.callPolicy).toMatchObject({ callTimeoutMs: 1_234, maxAttempts: 1 });
+      // The document says nothing about logLevel: the level the application runs at is left alone.
+      expect(currentLogLevel()).toBe(levelAtStart);
       // With the default volume threshold (10) one failure would not open the circuit; now it does.
       await expect(p.get('t-1')).rejects.toMatchObject({ reason: 'UNAVAILABLE' });
       expect(p.circuitState()).toBe('OPEN');
