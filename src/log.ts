@@ -45,3 +45,36 @@ export function createLogger(name: string): Logger {
     error: (m, f) => write('error', m, f),
   };
 }
+
+/**
+ * Lets at most `maxLines` log lines through per window of `windowMs`, so a
+ * flood of the same event does not flood the log; counts the ones it holds
+ * back. `take` tells whether to log now, and how many were held back in the
+ * window that just ended (0 while a window runs).
+ */
+export class LogLimiter {
+  private windowStartMs = Number.NEGATIVE_INFINITY;
+  private lines = 0;
+  private suppressed = 0;
+
+  constructor(
+    private readonly maxLines: number,
+    private readonly windowMs: number,
+  ) {}
+
+  take(nowMs: number): { log: boolean; suppressedBefore: number } {
+    let suppressedBefore = 0;
+    if (nowMs - this.windowStartMs >= this.windowMs) {
+      suppressedBefore = this.suppressed;
+      this.windowStartMs = nowMs;
+      this.lines = 0;
+      this.suppressed = 0;
+    }
+    if (this.lines < this.maxLines) {
+      this.lines += 1;
+      return { log: true, suppressedBefore };
+    }
+    this.suppressed += 1;
+    return { log: false, suppressedBefore };
+  }
+}

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { createLogger } from '../log';
+import { createLogger, LogLimiter } from '../log';
 import type { ConfigSource } from './config-source';
 import { NacosHttpClient } from './nacos-http-client';
 import { describeNacosTarget, type NacosTarget } from './nacos-url';
@@ -63,8 +63,8 @@ function dataClientClass(): DataClientClass {
 export class NacosSource implements ConfigSource {
   readonly http: NacosHttpClient;
   private client: NacosDataClient | undefined;
-  private lastErrorLogMs = 0;
-  private suppressedErrors = 0;
+  /** Every failed attempt is reported; one line per 10 s is enough. */
+  private readonly errorLog = new LogLimiter(1, 10_000);
 
   constructor(
     readonly target: NacosTarget,
@@ -107,20 +107,14 @@ export class NacosSource implements ConfigSource {
     this.http.close();
   }
 
-  /** Every failed attempt is reported; one line per 10 s is enough. */
   private logError(err: Error, consecutiveFailures?: number): void {
-    const now = Date.now();
-    if (now - this.lastErrorLogMs < 10_000) {
-      this.suppressedErrors += 1;
-      return;
-    }
+    const { log: now, suppressedBefore } = this.errorLog.take(Date.now());
+    if (!now) return;
     log.warn('Nacos is unreachable or answered with an error; the config in force stays and polling goes on with backoff', {
       source: this.description,
       error: { name: err.name, message: err.message.slice(0, 300) },
       consecutiveFailures,
-      suppressedSinceLast: this.suppressedErrors,
+      suppressedSinceLast: suppressedBefore,
     });
-    this.lastErrorLogMs = now;
-    this.suppressedErrors = 0;
   }
 }

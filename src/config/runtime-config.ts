@@ -1,4 +1,4 @@
-import { createLogger } from '../log';
+import { createLogger, LogLimiter } from '../log';
 import { ConfigGate, OFFER_RESULTS, type Decision, type OfferResult } from './config-gate';
 import type { ConfigSource } from './config-source';
 import { LastGoodSnapshot } from './last-good-snapshot';
@@ -59,7 +59,7 @@ export class RuntimeConfig {
   private started = false;
   private closed = false;
   /** Refusal log lines are limited (a flood of bad documents must not flood the log); the counters see every one. */
-  private readonly refusalLog = { windowStartMs: 0, lines: 0, suppressed: 0 };
+  private readonly refusalLog = new LogLimiter(20, 10_000);
 
   constructor(private readonly options: RuntimeConfigOptions) {
     this.gate = new ConfigGate(options.baseline, options.publicKeys ?? new PublicKeyRing());
@@ -139,19 +139,9 @@ export class RuntimeConfig {
 
   /** At most 20 refusal lines per 10 s; then one line says how many were left out. */
   private mayLogRefusal(now: number): boolean {
-    const r = this.refusalLog;
-    if (now - r.windowStartMs >= 10_000) {
-      if (r.suppressed > 0) log.warn('runtime config refusals not logged in the last window (see zonal_config_updates_total)', { suppressed: r.suppressed });
-      r.windowStartMs = now;
-      r.lines = 0;
-      r.suppressed = 0;
-    }
-    if (r.lines < 20) {
-      r.lines += 1;
-      return true;
-    }
-    r.suppressed += 1;
-    return false;
+    const { log: ok, suppressedBefore } = this.refusalLog.take(now);
+    if (suppressedBefore > 0) log.warn('runtime config refusals not logged in the last window (see zonal_config_updates_total)', { suppressed: suppressedBefore });
+    return ok;
   }
 
   /** How many documents ended in each result since start. */

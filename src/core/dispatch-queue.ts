@@ -80,7 +80,7 @@ export class DispatchQueue {
     this.ready.pop();
   }
 
-  /** Moves the top ready entry to the zone's held heap; returns its new hold generation. */
+  /** Moves the top ready entry to the zone's held heap (with a new hold generation) and returns it. */
   holdTop(zone: string): ReadyEntry | undefined {
     const entry = this.ready.pop();
     if (entry === undefined) return undefined;
@@ -116,8 +116,9 @@ export class DispatchQueue {
 
   /**
    * The session to serve next: the first in round-robin order with credit,
-   * preferring `zone` when one there has credit. Sessions without credit are
-   * dropped from the ring; they are offered again when a slot frees.
+   * preferring `zone` when one there has credit (with `onlyZone`, a session
+   * of `zone` or none). Sessions without credit are dropped from the ring;
+   * they are offered again when a slot frees.
    */
   pickSession(zone: string, onlyZone = false): SessionState | undefined {
     let first: SessionState | undefined;
