@@ -117,6 +117,11 @@ export class WorkerConnection {
     this.applyKeepalive(welcome.heartbeatIntervalMs, welcome.idleTimeoutMs);
   }
 
+  /** Heartbeats (Ping) this worker sent on its stream. */
+  get pingsSent(): number {
+    return this.pingNonce;
+  }
+
   /** Current heartbeat interval and idle timeout, as the dispatcher announced them. */
   get keepalive(): { intervalMs: number; idleTimeoutMs: number } {
     return { intervalMs: this.heartbeatIntervalMs, idleTimeoutMs: this.idleTimeoutMs };

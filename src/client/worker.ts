@@ -121,9 +121,9 @@ export class Worker {
   }
 
   /** Heartbeat interval and idle timeout the dispatcher announced, and the RTT this side measured. */
-  get keepalive(): { intervalMs: number; idleTimeoutMs: number; srttMs: number } | undefined {
+  get keepalive(): { intervalMs: number; idleTimeoutMs: number; srttMs: number; pingsSent: number } | undefined {
     const c = this.connection;
-    return c === undefined ? undefined : { ...c.keepalive, srttMs: c.rtt.srttMs };
+    return c === undefined ? undefined : { ...c.keepalive, srttMs: c.rtt.srttMs, pingsSent: c.pingsSent };
   }
 
   /** Zone of the dispatcher this worker's stream is connected to (undefined while not connected). */
