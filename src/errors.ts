@@ -17,6 +17,9 @@ export const REASONS = {
   TASK_NOT_FOUND: { code: Status.NOT_FOUND, retryable: false },
   SHUTTING_DOWN: { code: Status.UNAVAILABLE, retryable: true },
   STORE_UNAVAILABLE: { code: Status.UNAVAILABLE, retryable: true },
+  // Startup refusals of `zonal serve` (src/store/store-errors.ts): the process exits non-zero.
+  DATA_DIR_IN_USE: { code: Status.FAILED_PRECONDITION, retryable: false },
+  STORE_DAMAGED: { code: Status.DATA_LOSS, retryable: false },
   INTERNAL: { code: Status.INTERNAL, retryable: false },
   // Transport outcomes seen by the SDK (no reason from the dispatcher)
   UNAVAILABLE: { code: Status.UNAVAILABLE, retryable: true },

@@ -18,6 +18,11 @@ export interface ServerOptions {
   sqlitePath: string;
   /** FULL survives power loss; NORMAL survives process crashes only. */
   sqliteSynchronous: 'FULL' | 'NORMAL';
+  /**
+   * Start on a store that fails its integrity check: serve what can be read,
+   * or move an unreadable file aside and start empty (docs/operations.md).
+   */
+  allowDamagedStore: boolean;
   /** Largest gRPC message accepted (a SubmitBatch carries many payloads). */
   maxMessageBytes: number;
   helloTimeoutMs: number;
@@ -66,6 +71,7 @@ export function compileServerOptions(input: ServerOptionsInput = {}): ServerOpti
     dataDir,
     sqlitePath: input.sqlitePath ?? path.join(dataDir, 'zonal.db'),
     sqliteSynchronous: input.sqliteSynchronous ?? 'FULL',
+    allowDamagedStore: input.allowDamagedStore ?? false,
     maxMessageBytes: input.maxMessageBytes ?? 64 * 1024 * 1024,
     helloTimeoutMs: input.helloTimeoutMs ?? 10_000,
     finishedRetentionMs: input.finishedRetentionMs ?? 7 * 24 * 3600_000,

@@ -1,10 +1,13 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { TaskRecord } from '../../core/task';
 import type { TaskState } from '../../core/task-state';
 import type { ErrorInfo } from '../../errors';
+import { createLogger } from '../../log';
+import { StoreDamagedError } from '../store-errors';
 import type { TaskStore } from '../task-store';
+import { checkIntegrity, checkOrphanWal, isDamageError, moveAside } from './integrity';
 import { migrate } from './migrate';
 import { FIND_BY_IDEMPOTENCY_KEY } from './sql/find-by-idempotency-key';
 import { GET_TASK } from './sql/get-task';
@@ -23,7 +26,18 @@ export interface SqliteTaskStoreOptions {
    * NORMAL: survives a process crash, may lose the last commits on power loss.
    */
   synchronous?: 'FULL' | 'NORMAL';
+  /**
+   * What open() does with a file that fails its integrity check. false
+   * (default): throw StoreDamagedError. true: serve what can still be read; a
+   * file SQLite cannot read at all is moved aside to `<path>.damaged-<time>`
+   * and the store starts empty.
+   */
+  allowDamaged?: boolean;
+  /** Clock for the name of a file moved aside. */
+  nowMs?: () => number;
 }
+
+const log = createLogger('sqlite-store');
 
 /** How long a writer waits for another connection's lock before failing with SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5_000;
@@ -94,6 +108,8 @@ interface Connection {
 export class SqliteTaskStore implements TaskStore {
   private readonly path: string;
   private readonly synchronous: 'FULL' | 'NORMAL';
+  private readonly allowDamaged: boolean;
+  private readonly nowMs: () => number;
   private connection: Connection | undefined;
   private closed = false;
 
@@ -104,21 +120,62 @@ export class SqliteTaskStore implements TaskStore {
     }
     this.path = options.path;
     this.synchronous = synchronous;
+    this.allowDamaged = options.allowDamaged ?? false;
+    this.nowMs = options.nowMs ?? Date.now;
   }
 
+  /**
+   * Opens the file, checks its integrity (integrity.ts) and migrates it.
+   * Throws StoreDamagedError for a damaged file unless `allowDamaged`.
+   */
   async open(): Promise<void> {
     if (this.closed) throw this.closedError();
     if (this.connection) return;
-    if (this.path !== ':memory:' && this.path !== '') mkdirSync(dirname(this.path), { recursive: true });
+    if (this.path === ':memory:' || this.path === '') {
+      this.connection = this.openConnection(false);
+      return;
+    }
+    mkdirSync(dirname(this.path), { recursive: true });
+    try {
+      checkOrphanWal(this.path);
+      if (!existsSync(this.path)) createStoreFile(this.path);
+      this.connection = this.openConnection(true);
+    } catch (err) {
+      if (!(err instanceof StoreDamagedError) || !this.allowDamaged) throw err;
+      this.connection = this.openDamaged(err);
+    }
+  }
+
+  /** --allow-damaged-store: serves what can be read; a file SQLite cannot read goes aside for an empty one. */
+  private openDamaged(damage: StoreDamagedError): Connection {
+    if (!damage.unreadable) {
+      log.warn('serving a damaged store (--allow-damaged-store): tasks in the damaged part answer TASK_NOT_FOUND', { path: this.path, problems: damage.problems });
+      try {
+        return this.openConnection(false);
+      } catch (err) {
+        if (!(err instanceof StoreDamagedError)) throw err;
+        damage = err;
+      }
+    }
+    const movedTo = moveAside(this.path, this.nowMs());
+    log.warn('moved an unreadable store aside; starting with an empty one (--allow-damaged-store)', { path: this.path, movedTo, problems: damage.problems });
+    createStoreFile(this.path);
+    return this.openConnection(false);
+  }
+
+  /** Opens, checks (when `check`), configures and migrates; SQLite's damage codes become StoreDamagedError. */
+  private openConnection(check: boolean): Connection {
     const db = new Database(this.path);
     try {
+      if (check) checkIntegrity(db, this.path, true);
       db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
       db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${this.synchronous}`);
       migrate(db);
-      this.connection = connect(db);
+      return connect(db);
     } catch (err) {
       db.close();
+      if (isDamageError(err)) throw new StoreDamagedError(this.path, [`SQLite cannot read it: ${(err as Error).message}`], true, { cause: err });
       throw err;
     }
   }
@@ -161,6 +218,30 @@ export class SqliteTaskStore implements TaskStore {
 
   private closedError(): Error {
     return new Error(`SqliteTaskStore(${this.path}) is closed`);
+  }
+}
+
+/**
+ * Creates a new store file with its schema under a temporary name and
+ * renames it into place, so a store file without a schema is always damage
+ * (checkIntegrity relies on it), never a first start cut short.
+ */
+function createStoreFile(path: string): void {
+  const temp = `${path}.creating`;
+  for (const suffix of ['', '-wal', '-shm']) rmSync(temp + suffix, { force: true });
+  const db = new Database(temp);
+  try {
+    db.pragma('journal_mode = WAL');
+    migrate(db);
+  } finally {
+    db.close();
+  }
+  renameSync(temp, path);
+  const dir = openSync(dirname(path), 'r');
+  try {
+    fsyncSync(dir);
+  } finally {
+    closeSync(dir);
   }
 }
 

@@ -1,0 +1,63 @@
+import type Database from 'better-sqlite3';
+import { existsSync, renameSync } from 'node:fs';
+import { StoreDamagedError } from '../store-errors';
+
+/** The files of one database in WAL mode: the database, its WAL and its shared-memory index. */
+const SQLITE_SUFFIXES = ['', '-wal', '-shm'] as const;
+
+/** Problems `quick_check` lists at most (the first ones say enough). */
+const MAX_PROBLEMS = 10;
+
+/** SQLite result codes that mean the contents are damaged (not: missing, locked, no permission). */
+export function isDamageError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB');
+}
+
+/**
+ * Throws StoreDamagedError unless `db` passes `PRAGMA quick_check` and
+ * carries a Zonal schema. quick_check reads every page of every b-tree but
+ * skips matching index contents to rows, so it is O(size) and cheap next to
+ * `integrity_check` (docs/operations.md has the time on 1 GB).
+ *
+ * `mustHaveSchema`: the file existed before this open, so it must hold a
+ * schema; an empty one was cut short (new stores are created with theirs, see
+ * createStoreFile).
+ */
+export function checkIntegrity(db: Database.Database, path: string, mustHaveSchema: boolean): void {
+  let problems: string[];
+  try {
+    const rows = db.pragma(`quick_check(${MAX_PROBLEMS})`) as { quick_check: string }[];
+    problems = rows.map((r) => r.quick_check).filter((p) => p !== 'ok');
+    if (problems.length === 0 && mustHaveSchema && db.pragma('user_version', { simple: true }) === 0) {
+      problems = ['it holds no Zonal schema: the file was cut short, or it is not a Zonal store'];
+    }
+  } catch (err) {
+    if (isDamageError(err)) throw new StoreDamagedError(path, [`SQLite cannot read it: ${(err as Error).message}`], true, { cause: err });
+    throw err;
+  }
+  if (problems.length > 0) throw new StoreDamagedError(path, problems, false);
+}
+
+/**
+ * A WAL without its database is damage too: replaying it into a new file
+ * would mix a lost store's last commits into a fresh one.
+ */
+export function checkOrphanWal(path: string): void {
+  if (!existsSync(path) && existsSync(`${path}-wal`)) {
+    throw new StoreDamagedError(path, [`the database file is missing but its write-ahead log ${path}-wal is there`], true);
+  }
+}
+
+/**
+ * Renames the database and its WAL and shm files to
+ * `<path>.damaged-<time>` (+ `-wal`, `-shm`), keeping them for recovery.
+ * Returns the new database path.
+ */
+export function moveAside(path: string, nowMs: number): string {
+  const aside = `${path}.damaged-${new Date(nowMs).toISOString().replace(/[:.]/g, '-')}`;
+  for (const suffix of SQLITE_SUFFIXES) {
+    if (existsSync(path + suffix)) renameSync(path + suffix, aside + suffix);
+  }
+  return aside;
+}
