@@ -63,8 +63,9 @@ function openStream(client: ConnectClient, index: number): Promise<void> {
         case 'ping':
           pings += 1;
           if (sentAt !== undefined) {
-            const slot = sentAt.get(message.ping.sentUnixMs);
-            if (slot === undefined) sentAt.set(message.ping.sentUnixMs, [index]);
+            const sentMs = Number(message.ping.sentUnixMs);
+            const slot = sentAt.get(sentMs);
+            if (slot === undefined) sentAt.set(sentMs, [index]);
             else slot.push(index);
           }
           call.write({ pong: { nonce: message.ping.nonce, sentUnixMs: message.ping.sentUnixMs } });

@@ -99,7 +99,7 @@ export class WorkerConnection {
         this.send({ kind: 'pong', pong: message.ping });
         return;
       case 'pong':
-        if (message.pong.nonce === this.pingNonce) this.rtt.sample(Date.now() - message.pong.sentUnixMs);
+        if (message.pong.nonce === this.pingNonce) this.rtt.sample(Date.now() - Number(message.pong.sentUnixMs));
         return;
       case 'keepalive':
         // The dispatcher re-tuned this session's heartbeat (RTT or budget changed).

@@ -694,7 +694,7 @@ export class Engine {
     task.version += 1;
     task.updatedMs = now;
     this.markDirty(task);
-    session.holds.set(holdKey(task.id, task.attempt), { taskId: task.id, attempt: task.attempt, orphan: false, assignedMs: now, acknowledged: false });
+    session.holds.set(holdKey(task.id, task.attempt), { taskId: task.id, attempt: task.attempt, orphan: false, assignedVersion: task.version, assignedMs: now, acknowledged: false });
     this.deadlines.push({ atMs: task.attemptDeadlineMs, kind: 'attempt', task, attempt: task.attempt });
     pushTo(this.effects.assignments, session.id, {
       task,

@@ -22,6 +22,8 @@ export interface Hold {
   taskId: string;
   attempt: number;
   orphan: boolean;
+  /** The version the Assignment carried: this attempt's versions stay within it + ATTEMPT_VERSION_SPAN. */
+  assignedVersion: number;
   /** When the assignment was made; an assignment the worker never acknowledges marks a stalled reader. */
   assignedMs: number;
   /** True once the worker sent any update for this attempt (proof it read the assignment). */

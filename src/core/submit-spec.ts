@@ -22,6 +22,8 @@ const MAX_LABELS = 64;
 const MAX_LABEL_BYTES = 1024;
 const MAX_KEY_LENGTH = 256;
 const MAX_TIMEOUT_MS = 30 * 24 * 3600_000;
+/** The most attempts a task may have; the version bound in update-rules.ts depends on it. */
+export const MAX_ATTEMPTS = 1000;
 
 export const DEFAULT_QUEUE = 'default';
 
@@ -47,8 +49,8 @@ export function compileTaskSpec(raw: RawSubmit, options: CoreOptions, nowMs: num
     throw new InvalidArgumentError('idempotency_key', `must be at most ${MAX_KEY_LENGTH} characters`);
   }
   const maxAttempts = raw.maxAttempts || options.defaultMaxAttempts;
-  if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 1000) {
-    throw new InvalidArgumentError('max_attempts', `must be 1..1000 (0 for the default), got ${maxAttempts}`);
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > MAX_ATTEMPTS) {
+    throw new InvalidArgumentError('max_attempts', `must be 1..${MAX_ATTEMPTS} (0 for the default), got ${maxAttempts}`);
   }
   const attemptTimeoutMs = raw.attemptTimeoutMs || options.defaultAttemptTimeoutMs;
   if (!Number.isInteger(attemptTimeoutMs) || attemptTimeoutMs < 1 || attemptTimeoutMs > MAX_TIMEOUT_MS) {

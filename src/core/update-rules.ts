@@ -4,6 +4,23 @@ import type { TaskRecord } from './task';
 import { isTerminal, isWorkerStatus } from './task-state';
 import { sameUpdate, type UpdateAckOut, type WorkerUpdate } from './update';
 
+/**
+ * The largest sequence_id and version a worker may send: 2^53-1, the largest
+ * integer a JS number holds exactly. The proto's uint64 allows more; the
+ * dispatcher refuses it (INVALID_UPDATE) instead of rounding it.
+ */
+export const MAX_WIRE_INTEGER = Number.MAX_SAFE_INTEGER;
+
+/**
+ * How far the versions of one attempt may rise above the version its
+ * Assignment carried: 2^42 (about 4.4e12, room for a version per millisecond
+ * for 139 years). The dispatcher adds at most 2 per attempt (assignment, then
+ * retry or end), and a task has at most MAX_ATTEMPTS (1000) attempts, so a
+ * task's version stays below 1 + 1000 * (2^42 + 2) < 2^53-1: whatever one
+ * attempt's worker sends, every later attempt starts with its full range.
+ */
+export const ATTEMPT_VERSION_SPAN = 2 ** 42;
+
 export type UpdateDecision =
   | { kind: 'answer'; ack: UpdateAckOut; record: boolean }
   | { kind: 'apply'; task: TaskRecord; hold: Hold };
@@ -37,7 +54,7 @@ function fieldProblem(update: WorkerUpdate): string | undefined {
   if (update.taskId === '') return 'task_id is empty';
   if (!isWorkerStatus(update.status)) return `status ${update.status} is not one a worker may report (RUNNING, COMPLETED, FAILED, CANCELLED)`;
   if (!Number.isSafeInteger(update.attempt) || update.attempt < 1) return 'attempt must be >= 1';
-  if (!Number.isSafeInteger(update.version) || update.version < 1) return 'version must be >= 1';
+  if (!Number.isSafeInteger(update.version) || update.version < 1) return `version must be >= 1 and at most ${MAX_WIRE_INTEGER} (2^53-1)`;
   if (!Number.isInteger(update.progressPermille) || update.progressPermille < 0 || update.progressPermille > 1000) {
     return 'progress_permille must be 0..1000';
   }
@@ -57,7 +74,7 @@ export function decideUpdate(tasks: LookupTasks, session: SessionState, update: 
   // A live task, or a finished one that already left memory: acks carry its state and version.
   const task: TaskView | undefined = tasks.getTask(update.taskId) ?? tasks.finishedTask(update.taskId);
   if (!Number.isSafeInteger(update.sequenceId) || update.sequenceId < 1) {
-    return answer(update, 'REJECTED', 'INVALID_UPDATE', 'sequence_id must be >= 1', task, false);
+    return answer(update, 'REJECTED', 'INVALID_UPDATE', `sequence_id must be >= 1 and at most ${MAX_WIRE_INTEGER} (2^53-1); it was not consumed`, task, false);
   }
   const seq = session.sequence.check(update);
   if (seq.kind === 'gap') {
@@ -111,8 +128,33 @@ export function decideUpdate(tasks: LookupTasks, session: SessionState, update: 
   if (update.version <= live.version) {
     return answer(update, 'REJECTED', 'STALE_VERSION', `version ${update.version} is at or below the task's version ${live.version}`, live);
   }
+  const lastVersion = hold.assignedVersion + ATTEMPT_VERSION_SPAN;
+  if (update.version > lastVersion) {
+    return answer(
+      update,
+      'REJECTED',
+      'INVALID_UPDATE',
+      `version ${update.version} is out of this attempt's range ${hold.assignedVersion + 1}..${lastVersion} (the Assignment's version + 1 .. + 2^42); count up from the Assignment's version`,
+      live,
+    );
+  }
   if (update.status === 'CANCELLED') {
     return answer(update, 'REJECTED', 'INVALID_TRANSITION', 'a worker may report CANCELLED only after a Cancel; to give up, report FAILED with retryable=false', live);
   }
   return { kind: 'apply', task: live, hold };
+}
+
+/**
+ * Completes an answer the rules gave without knowing the task (state '',
+ * because it is in neither memory nor the recently-finished list) with what
+ * the store says of it: a late update for a task that finished before a
+ * restart, or long ago, gets `TERMINAL` with the final state and version
+ * instead of `NOT_HELD`; any other answer just gains the state and version.
+ */
+export function withStoredTask(ack: UpdateAckOut, task: TaskView): UpdateAckOut {
+  if (ack.state !== '') return ack;
+  if (ack.result === 'REJECTED' && ack.reason === 'NOT_HELD' && isTerminal(task.state)) {
+    return { ...ack, reason: 'TERMINAL', message: `task is ${task.state}; its version ${task.version} is locked`, state: task.state, version: task.version };
+  }
+  return { ...ack, state: task.state, version: task.version };
 }

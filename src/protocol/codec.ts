@@ -14,11 +14,21 @@ import type {
   WireTaskState,
   WireTaskUpdate,
   WireUpdateAck,
+  U64,
 } from './wire';
 
 /** Converts between wire messages and core values. The only mapping of field names and enums. */
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * A received 64-bit integer as a number. Exact up to 2^53-1; anything larger
+ * comes out as a number that is not a safe integer, which every range check
+ * refuses (it is never rounded into range).
+ */
+export function u64(value: U64 | undefined): number {
+  return value === undefined ? 0 : typeof value === 'number' ? value : Number(value);
+}
 
 export function decodeSubmit(req: Partial<WireSubmitRequest>): RawSubmit {
   return {
@@ -28,9 +38,9 @@ export function decodeSubmit(req: Partial<WireSubmitRequest>): RawSubmit {
     priority: req.priority ?? 0,
     idempotencyKey: req.idempotencyKey ?? '',
     maxAttempts: req.maxAttempts ?? 0,
-    attemptTimeoutMs: req.attemptTimeoutMs ?? 0,
-    scheduleToStartTimeoutMs: req.scheduleToStartTimeoutMs ?? 0,
-    notBeforeMs: req.notBeforeUnixMs ?? 0,
+    attemptTimeoutMs: u64(req.attemptTimeoutMs),
+    scheduleToStartTimeoutMs: u64(req.scheduleToStartTimeoutMs),
+    notBeforeMs: u64(req.notBeforeUnixMs),
     labels: req.labels ?? {},
     preferredZone: req.preferredZone ?? '',
   };
@@ -83,8 +93,8 @@ export function decodeUpdate(update: Partial<WireTaskUpdate>): WorkerUpdate {
     taskId: update.taskId ?? '',
     attempt: update.attempt ?? 0,
     status: update.status ?? 'TASK_STATE_UNSPECIFIED',
-    sequenceId: update.sequenceId ?? 0,
-    version: update.version ?? 0,
+    sequenceId: u64(update.sequenceId),
+    version: u64(update.version),
     progressPermille: update.progressPermille ?? 0,
     result: update.result !== undefined && update.result.byteLength > 0 ? update.result : null,
     error: decodeError(update.error),
@@ -106,9 +116,10 @@ export function encodeAssignment(a: AssignmentOut): WireAssignment {
   };
 }
 
-export function encodeAck(ack: UpdateAckOut): WireUpdateAck {
+/** `sentSequenceId` is the update's sequence_id as received, echoed exactly even when out of range. */
+export function encodeAck(ack: UpdateAckOut, sentSequenceId: U64 | undefined): WireUpdateAck {
   return {
-    sequenceId: ack.sequenceId,
+    sequenceId: sentSequenceId ?? ack.sequenceId,
     taskId: ack.taskId,
     result: ack.result,
     reason: ack.reason,

@@ -1,9 +1,16 @@
 /**
  * The decoded shapes of proto/zonal/v1/dispatcher.proto as @grpc/proto-loader
  * produces them with LOADER_OPTIONS (camelCase fields, enums as strings,
- * 64-bit integers as numbers, bytes as Buffer, `kind` naming the set oneof).
- * Only src/protocol and the raw test client depend on these shapes.
+ * bytes as Buffer, `kind` naming the set oneof). Only src/protocol and the
+ * raw test client depend on these shapes.
+ *
+ * 64-bit integers: the dispatcher decodes what it receives with them as exact
+ * decimal strings, clients decode numbers (see service.ts). Fields a
+ * dispatcher receives are typed `U64`; the codec narrows them to numbers in
+ * their documented ranges (docs/protocol.md).
  */
+export type U64 = number | string;
+
 export type WireTaskState = 'TASK_STATE_UNSPECIFIED' | 'PENDING' | 'ASSIGNED' | 'RUNNING' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
 
 export interface WireError {
@@ -20,9 +27,9 @@ export interface WireSubmitRequest {
   priority: number;
   idempotencyKey: string;
   maxAttempts: number;
-  attemptTimeoutMs: number;
-  scheduleToStartTimeoutMs: number;
-  notBeforeUnixMs: number;
+  attemptTimeoutMs: U64;
+  scheduleToStartTimeoutMs: U64;
+  notBeforeUnixMs: U64;
   labels: Record<string, string>;
   preferredZone: string;
 }
@@ -72,16 +79,17 @@ export interface WireTaskUpdate {
   taskId: string;
   attempt: number;
   status: WireTaskState;
-  sequenceId: number;
-  version: number;
+  sequenceId: U64;
+  version: U64;
   progressPermille: number;
   result: Buffer;
   error: WireError | null;
 }
 
+/** Ping and Pong: the receiver echoes `nonce` and `sent_unix_ms` exactly. */
 export interface WirePing {
-  nonce: number;
-  sentUnixMs: number;
+  nonce: U64;
+  sentUnixMs: U64;
 }
 
 export type WireWorkerMessage =
@@ -114,7 +122,7 @@ export interface WireAssignment {
 }
 
 export interface WireUpdateAck {
-  sequenceId: number;
+  sequenceId: U64;
   taskId: string;
   result: 'ACK_RESULT_UNSPECIFIED' | 'ACCEPTED' | 'DUPLICATE' | 'REJECTED';
   reason: string;

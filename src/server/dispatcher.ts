@@ -7,6 +7,7 @@ import { compileTaskSpec, type RawSubmit } from '../core/submit-spec';
 import type { TaskRecord } from '../core/task';
 import { isTerminal } from '../core/task-state';
 import type { UpdateAckOut, WorkerUpdate } from '../core/update';
+import { withStoredTask } from '../core/update-rules';
 import { ZonalError, type ErrorInfo } from '../errors';
 import { createLogger } from '../log';
 import { encodeAssignment } from '../protocol/codec';
@@ -195,12 +196,18 @@ export class Dispatcher {
    */
   async watch(taskId: string, listener: WatchListener, onEnd: () => void): Promise<(() => void) | undefined> {
     let lastVersion = -1;
+    let ended = false;
     let stop: () => void = () => undefined;
+    // A terminal state is delivered whatever its version, and ends the watch:
+    // the stream must end however the task got there.
     const deliver = (record: TaskRecord): void => {
-      if (record.version <= lastVersion) return;
+      if (ended) return;
+      const terminal = isTerminal(record.state);
+      if (!terminal && record.version <= lastVersion) return;
       lastVersion = record.version;
       listener(record);
-      if (isTerminal(record.state)) {
+      if (terminal) {
+        ended = true;
         stop();
         onEnd();
       }
@@ -258,6 +265,13 @@ export class Dispatcher {
     const ack = this.engine.applyUpdate(session, update);
     this.changed();
     return ack;
+  }
+
+  /** An ack about a task the engine does not know, completed with what the store says of it (see withStoredTask). */
+  async withStoredState(ack: UpdateAckOut): Promise<UpdateAckOut> {
+    if (ack.state !== '' || ack.taskId === '') return ack;
+    const stored = await this.deps.store.get(ack.taskId);
+    return stored === undefined ? ack : withStoredTask(ack, stored);
   }
 
   drain(session: SessionState): void {

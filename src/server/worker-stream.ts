@@ -4,8 +4,8 @@ import type { SessionState, CloseCause, HelloSpec } from '../core/session';
 import { NAME_PATTERN } from '../core/submit-spec';
 import { MAX_SLOTS_PER_SESSION } from '../core/options';
 import type { UpdateAckOut } from '../core/update';
-import { decodeHello, decodeUpdate, encodeAck } from '../protocol/codec';
-import type { Outgoing, WireDispatcherMessage, WireWorkerMessage } from '../protocol/wire';
+import { decodeHello, decodeUpdate, encodeAck, u64 } from '../protocol/codec';
+import type { Outgoing, WireDispatcherMessage, WireTaskUpdate, WireWorkerMessage } from '../protocol/wire';
 import type { Dispatcher } from './dispatcher';
 
 export type WorkerCall = grpc.ServerDuplexStream<WireWorkerMessage, Outgoing<WireDispatcherMessage>>;
@@ -27,6 +27,8 @@ export class WorkerStream {
   session: SessionState | undefined;
   private ended = false;
   private helloTimer: NodeJS.Timeout | undefined;
+  /** Acks that wait for a store look-up; later acks queue behind them so they stay in order. */
+  private ackChain: Promise<void> | undefined;
 
   constructor(
     private readonly dispatcher: Dispatcher,
@@ -76,9 +78,13 @@ export class WorkerStream {
     try {
       fn();
     } catch (err) {
-      this.dispatcher.reportError(err, { where: 'worker-stream', sessionId: this.session?.id });
-      this.fail(Status.INTERNAL, 'INTERNAL', 'the dispatcher failed to handle a message on this stream; reconnect');
+      this.failInternal(err);
     }
+  }
+
+  private failInternal(err: unknown): void {
+    this.dispatcher.reportError(err, { where: 'worker-stream', sessionId: this.session?.id });
+    this.fail(Status.INTERNAL, 'INTERNAL', 'the dispatcher failed to handle a message on this stream; reconnect');
   }
 
   private onMessage(message: WireWorkerMessage): void {
@@ -115,14 +121,14 @@ export class WorkerStream {
         }
         const acks: UpdateAckOut[] = [];
         for (const update of updates) acks.push(this.dispatcher.applyUpdate(session, decodeUpdate(update)));
-        this.dispatcher.afterCommit(() => this.send({ kind: 'acks', acks: { acks: acks.map(encodeAck) } }));
+        this.sendAcks(acks, updates);
         return;
       }
       case 'ping':
         this.send({ kind: 'pong', pong: { nonce: message.ping.nonce, sentUnixMs: message.ping.sentUnixMs } });
         return;
       case 'pong':
-        this.dispatcher.pong(session, message.pong.nonce);
+        this.dispatcher.pong(session, u64(message.pong.nonce));
         return;
       case 'drain':
         this.dispatcher.drain(session);
@@ -131,6 +137,36 @@ export class WorkerStream {
         // An empty message still proves the worker is alive; nothing else to do.
         return;
     }
+  }
+
+  /**
+   * Sends the acks of one TaskUpdates message after the commit. An ack about
+   * a task the engine does not know (state '') is completed from the store
+   * first (a late update for a task that finished before a restart gets
+   * TERMINAL with its final state); acks after it wait, so order is kept.
+   */
+  private sendAcks(acks: UpdateAckOut[], updates: readonly WireTaskUpdate[]): void {
+    const encode = (list: readonly UpdateAckOut[]): Outgoing<WireDispatcherMessage> => ({
+      kind: 'acks',
+      acks: { acks: list.map((ack, i) => encodeAck(ack, updates[i]?.sequenceId)) },
+    });
+    const unknown = acks.some((ack) => ack.state === '' && ack.taskId !== '');
+    if (!unknown && this.ackChain === undefined) {
+      this.dispatcher.afterCommit(() => this.send(encode(acks)));
+      return;
+    }
+    const committed = new Promise<void>((resolve) => this.dispatcher.afterCommit(() => resolve()));
+    const chain = (this.ackChain ?? Promise.resolve())
+      .then(async () => {
+        await committed;
+        const completed = unknown ? await Promise.all(acks.map((ack) => this.dispatcher.withStoredState(ack))) : acks;
+        this.send(encode(completed));
+      })
+      .catch((err: unknown) => this.failInternal(err));
+    this.ackChain = chain;
+    void chain.then(() => {
+      if (this.ackChain === chain) this.ackChain = undefined;
+    });
   }
 
   private onHello(hello: HelloSpec): void {

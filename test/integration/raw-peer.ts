@@ -18,7 +18,8 @@ export interface UpdateFields {
   taskId: string;
   attempt: number;
   status: string;
-  version: number;
+  /** A number, or a decimal string for values a JS number cannot hold. */
+  version: number | string;
   progressPermille?: number;
   result?: Buffer;
   error?: { code: number; reason: string; message: string; retryable: boolean };
@@ -31,8 +32,8 @@ export class Resources {
   private readonly clients: grpc.Client[] = [];
   harness: Harness | undefined;
 
-  client(target: string): RawClient {
-    const client = rawClient(target);
+  client(target: string, opts: { exact64?: boolean } = {}): RawClient {
+    const client = rawClient(target, opts);
     this.clients.push(client);
     return client;
   }
@@ -156,8 +157,8 @@ export class RawWorker {
   }
 
   /** Sends one update with the given sequence id (default: one more than the highest sent) and returns its ack. */
-  async update(fields: UpdateFields, sequenceId = this.lastSeq + 1): Promise<Msg> {
-    this.lastSeq = Math.max(this.lastSeq, sequenceId);
+  async update(fields: UpdateFields, sequenceId: number | string = this.lastSeq + 1): Promise<Msg> {
+    if (typeof sequenceId === 'number') this.lastSeq = Math.max(this.lastSeq, sequenceId);
     this.send({ updates: { updates: [{ ...fields, sequenceId }] } });
     const acks = (await this.take('acks'))['acks'] as Msg[];
     expect(acks).toHaveLength(1);

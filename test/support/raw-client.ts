@@ -8,11 +8,12 @@ import * as path from 'node:path';
  */
 const PROTO_ROOT = path.resolve(__dirname, '..', '..', 'proto');
 
-export function rawClient(target: string): grpc.Client & Record<string, Function> {
+/** `exact64`: decode 64-bit integers as decimal strings, to see exactly what the dispatcher echoes. */
+export function rawClient(target: string, opts: { exact64?: boolean } = {}): grpc.Client & Record<string, Function> {
   const pkg = protoLoader.loadSync('zonal/v1/dispatcher.proto', {
     includeDirs: [PROTO_ROOT],
     keepCase: false,
-    longs: Number,
+    longs: opts.exact64 === true ? String : Number,
     enums: String,
     bytes: Buffer,
     defaults: true,

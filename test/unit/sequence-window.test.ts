@@ -163,10 +163,10 @@ describe('sequence ids on an engine stream', () => {
     expect(w.send({ taskId: a.taskId, attempt: 1, status: 'RUNNING', version: 5 }, 3).result).toBe('DUPLICATE');
   });
 
-  it.each([0, -1, 1.5, Number.NaN])('rejects sequence_id %s as INVALID_UPDATE without consuming an id', (bad) => {
+  it.each([0, -1, 1.5, Number.NaN, 2 ** 53, Number(2n ** 64n - 1n)])('rejects sequence_id %s as INVALID_UPDATE without consuming an id', (bad) => {
     const { w, a } = setup();
     const ack = w.send({ taskId: a.taskId, attempt: 1, status: 'RUNNING', version: 3 }, bad);
-    expect(ack).toMatchObject({ result: 'REJECTED', reason: 'INVALID_UPDATE', message: 'sequence_id must be >= 1' });
+    expect(ack).toMatchObject({ result: 'REJECTED', reason: 'INVALID_UPDATE', message: 'sequence_id must be >= 1 and at most 9007199254740991 (2^53-1); it was not consumed' });
     expect(a.task.version).toBe(2);
     expect(w.send({ taskId: a.taskId, attempt: 1, status: 'RUNNING', version: 3 }, 1).result).toBe('ACCEPTED');
   });
