@@ -10,6 +10,7 @@ import { DEFAULT_SLO_THRESHOLDS } from '../config/slo-thresholds';
 import { PublicKeyRing } from '../config/signature';
 import { compileBreakerOptions } from '../resilience/breaker';
 import { dispatcherService } from '../protocol/service';
+import { DataDirLock } from '../store/sqlite/data-dir-lock';
 import { SqliteTaskStore } from '../store/sqlite/sqlite-task-store';
 import type { TaskStore } from '../store/task-store';
 import { Dispatcher } from './dispatcher';
@@ -49,9 +50,36 @@ function splitHostPort(address: string): { host: string; port: number } {
   return { host: address.slice(0, i).replace(/^\[|\]$/g, ''), port };
 }
 
-/** Starts a dispatcher: store, recovery, gRPC service and admin HTTP. */
+/** Steps that undo a partial start, in the order they were set up. */
+type Undo = (() => Promise<void> | void)[];
+
+/**
+ * Starts a dispatcher: data dir lock, store, recovery, gRPC service and
+ * admin HTTP. Throws DataDirInUseError when another process holds
+ * `dataDir` (with or without an external `store`: the data dir also holds
+ * the runtime config's snapshot), and StoreDamagedError for a damaged store
+ * (unless `allowDamagedStore`). A failed start undoes what it set up and
+ * releases the lock.
+ */
 export async function startServer(input: ServerOptionsInput = {}, store?: TaskStore): Promise<RunningServer> {
   const options = compileServerOptions(input);
+  // First, and released last: nothing touches the data dir until this process owns it.
+  const lock = DataDirLock.acquire(options.dataDir);
+  const undo: Undo = [];
+  try {
+    return await startLocked(options, lock, undo, store);
+  } catch (err) {
+    for (const step of undo.reverse()) {
+      await Promise.resolve()
+        .then(step)
+        .catch((cleanupErr: unknown) => log.error('undoing a failed start failed', { error: cleanupErr }));
+    }
+    lock.release();
+    throw err;
+  }
+}
+
+async function startLocked(options: ServerOptions, lock: DataDirLock, undo: Undo, store: TaskStore | undefined): Promise<RunningServer> {
   const registrationIntervalMs = Math.max(50, Math.floor(options.xdsHealthWindowMs / 4));
   // Runtime config first, so the first session already runs on it. start()
   // reads the last-good snapshot and a file source at once and never waits
@@ -69,19 +97,20 @@ export async function startServer(input: ServerOptionsInput = {}, store?: TaskSt
     publicKeys: PublicKeyRing.fromFiles(options.configPublicKeyFiles),
   });
   runtimeConfig.start();
+  undo.push(() => runtimeConfig.close());
   const initial = runtimeConfig.current;
   setLogLevel(initial.logLevel);
-  const taskStore = store ?? new SqliteTaskStore({ path: options.sqlitePath, synchronous: options.sqliteSynchronous });
+  const taskStore = store ?? new SqliteTaskStore({ path: options.sqlitePath, synchronous: options.sqliteSynchronous, allowDamaged: options.allowDamagedStore });
   const dispatcher = new Dispatcher({
     core: initial.core,
     store: taskStore,
     finishedRetentionMs: options.finishedRetentionMs,
     identity: { id: options.dispatcherId, zone: options.zone },
   });
-  const { recovered } = await dispatcher.start().catch(async (err: unknown) => {
-    await runtimeConfig.close();
-    throw err;
-  });
+  undo.push(() => taskStore.close());
+  const { recovered } = await dispatcher.start();
+  undo.pop();
+  undo.push(() => dispatcher.shutdown(0));
 
   const server = new grpc.Server({
     'grpc.max_receive_message_length': options.maxMessageBytes,
@@ -91,15 +120,13 @@ export async function startServer(input: ServerOptionsInput = {}, store?: TaskSt
   server.addService(dispatcherService().definition, dispatcherHandlers(dispatcher, options.helloTimeoutMs));
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(options.grpcAddress, grpc.ServerCredentials.createInsecure(), (err, boundPort) => (err ? reject(err) : resolve(boundPort)));
-  }).catch(async (err: unknown) => {
-    await dispatcher.shutdown(0);
-    await runtimeConfig.close();
-    throw err;
   });
+  undo.push(() => shutdownGrpcServer(server, 2_000));
   const grpcAddress = `${splitHostPort(options.grpcAddress).host}:${port}`;
 
   // xDS: an embedded control plane, and this dispatcher's registration with one.
   const controlPlane = options.xdsAddress !== '' ? await startControlPlane({ address: options.xdsAddress, file: options.xdsFile, healthWindowMs: options.xdsHealthWindowMs }) : undefined;
+  if (controlPlane !== undefined) undo.push(() => controlPlane.stop());
   const registerWith = options.registerWith === 'off' ? '' : options.registerWith !== '' ? options.registerWith : (controlPlane?.address ?? '');
   const registration =
     registerWith !== ''
@@ -115,6 +142,7 @@ export async function startServer(input: ServerOptionsInput = {}, store?: TaskSt
         })
       : undefined;
   registration?.start();
+  if (registration !== undefined) undo.push(() => registration.stop());
 
   // Live effect of runtime updates: nothing reconnects.
   runtimeConfig.onChange((next, previous) => {
@@ -160,6 +188,8 @@ export async function startServer(input: ServerOptionsInput = {}, store?: TaskSt
         admin.closeAllConnections();
         await new Promise<void>((resolve) => admin.close(() => resolve()));
       }
+      // Last: the next dispatcher may start only once this one is done with the data dir.
+      lock.release();
       log.info('stopped');
     })();
     return stopping;
