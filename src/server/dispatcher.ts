@@ -5,7 +5,6 @@ import type { CoreOptions } from '../core/options';
 import type { CloseCause, HelloSpec, SessionState } from '../core/session';
 import { compileTaskSpec, type RawSubmit } from '../core/submit-spec';
 import type { TaskRecord } from '../core/task';
-import { isTerminal } from '../core/task-state';
 import type { UpdateAckOut, WorkerUpdate } from '../core/update';
 import { withStoredTask } from '../core/update-rules';
 import { ZonalError, type ErrorInfo } from '../errors';
@@ -14,7 +13,7 @@ import { encodeAssignment } from '../protocol/codec';
 import { toServiceError } from '../protocol/grpc-errors';
 import type { TaskStore } from '../store/task-store';
 import { Persister, type AfterCommit } from './persister';
-import { WatchRegistry, type WatchListener } from './watch-registry';
+import { untilTerminal, WatchRegistry, type WatchListener } from './watch-registry';
 import type { WorkerStream } from './worker-stream';
 
 const log = createLogger('dispatcher');
@@ -195,23 +194,11 @@ export class Dispatcher {
    * change; stops after a terminal state. Returns undefined for an unknown task.
    */
   async watch(taskId: string, listener: WatchListener, onEnd: () => void): Promise<(() => void) | undefined> {
-    let lastVersion = -1;
-    let ended = false;
     let stop: () => void = () => undefined;
-    // A terminal state is delivered whatever its version, and ends the watch:
-    // the stream must end however the task got there.
-    const deliver = (record: TaskRecord): void => {
-      if (ended) return;
-      const terminal = isTerminal(record.state);
-      if (!terminal && record.version <= lastVersion) return;
-      lastVersion = record.version;
-      listener(record);
-      if (terminal) {
-        ended = true;
-        stop();
-        onEnd();
-      }
-    };
+    const deliver = untilTerminal(listener, () => {
+      stop();
+      onEnd();
+    });
     stop = this.watchers.add(taskId, deliver);
     const current = await this.getTask(taskId);
     if (current === undefined) {

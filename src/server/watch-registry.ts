@@ -1,4 +1,5 @@
 import type { TaskRecord } from '../core/task';
+import { isTerminal } from '../core/task-state';
 
 export type WatchListener = (record: TaskRecord) => void;
 
@@ -33,4 +34,24 @@ export class WatchRegistry {
   get size(): number {
     return this.listeners.size;
   }
+}
+
+/**
+ * One WatchTask subscriber's view: each newer state once, and always the
+ * terminal state (whatever its version, however the task got there), after
+ * which it calls `onEnd` once and takes nothing more.
+ */
+export function untilTerminal(listener: WatchListener, onEnd: () => void): WatchListener {
+  let lastVersion = -1;
+  let ended = false;
+  const deliver = (record: TaskRecord): void => {
+    if (ended) return;
+    const terminal = isTerminal(record.state);
+    if (!terminal && record.version <= lastVersion) return;
+    lastVersion = record.version;
+    if (terminal) ended = true;
+    listener(record);
+    if (terminal) onEnd();
+  };
+  return deliver;
 }
