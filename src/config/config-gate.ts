@@ -1,4 +1,7 @@
+import { createHash } from 'node:crypto';
 import { parse as parseYaml } from 'yaml';
+import { documentDepthBound, MAX_DOCUMENT_DEPTH } from './document-depth';
+import { decodeDocument, documentBytes, MAX_DOCUMENT_BYTES } from './document-text';
 import { baselineSettings, compileRuntimeDocument, RuntimeSchemaError, type RuntimeBaseline, type RuntimeSettings } from './runtime-schema';
 import type { PublicKeyRing } from './signature';
 
@@ -6,7 +9,8 @@ import type { PublicKeyRing } from './signature';
  * What became of one delivered document:
  * - applied: valid, and newer than the version in force, which it replaced;
  * - stale: valid (or at least well signed) but not newer than the version in force;
- * - invalid: not YAML/JSON, or fails the schema or a range;
+ * - invalid: too large, not strict UTF-8, a control character, nested too
+ *   deep, not YAML/JSON, or fails the schema or a range;
  * - bad_signature: unsigned, unknown key or wrong signature while public keys are configured;
  * - empty: deleted or blank: ignored, the config in force stays;
  * - duplicate: the very text in force, delivered again: harmless.
@@ -24,10 +28,16 @@ export interface Decision {
   /** The settings now in force (after this decision). */
   settings: RuntimeSettings;
   previous: RuntimeSettings;
+  /** The very same text was refused before: this is that refusal again, and it was not parsed again. */
+  repeated: boolean;
 }
 
-/** Largest document accepted; a config is a few KiB, anything near this is a mistake. */
-export const MAX_DOCUMENT_BYTES = 1024 * 1024;
+export { MAX_DOCUMENT_BYTES };
+
+/** How many refused texts are remembered (by SHA-256), so none of them is ever parsed twice. */
+export const REFUSED_TEXTS_REMEMBERED = 64;
+
+type Refusal = Pick<Decision, 'result' | 'reason' | 'version'>;
 
 /**
  * Compare-and-set of the runtime settings: a document is applied only if it
@@ -39,6 +49,12 @@ export const MAX_DOCUMENT_BYTES = 1024 * 1024;
 export class ConfigGate {
   private settings: RuntimeSettings;
   private text: string | undefined;
+  /**
+   * Refusals by SHA-256 of the raw text, oldest first. Every refusal is
+   * final: the baseline and the keys never change, and the version in
+   * force only grows, so a stale text stays stale.
+   */
+  private readonly refused = new Map<string, Refusal>();
 
   constructor(
     private readonly baseline: RuntimeBaseline,
@@ -56,35 +72,66 @@ export class ConfigGate {
     return this.text;
   }
 
-  offer(text: string | null | undefined): Decision {
+  /**
+   * Decides one delivered document: raw bytes (decoded here, strictly) or a
+   * text some client already decoded; null or undefined when it was deleted.
+   */
+  offer(raw: string | Uint8Array | null | undefined): Decision {
     const previous = this.settings;
-    const refuse = (result: OfferResult, reason: string, version?: number): Decision => ({ result, reason, version, settings: previous, previous });
-    if (text === null || text === undefined || text.trim() === '') return refuse('empty', 'the document is missing or empty; the config in force stays');
-    if (text === this.text) return refuse('duplicate', `version ${previous.version} is already in force`, previous.version);
-    if (Buffer.byteLength(text, 'utf8') > MAX_DOCUMENT_BYTES) return refuse('invalid', `the document is larger than ${MAX_DOCUMENT_BYTES} bytes`);
+    const decide = (refusal: Refusal, repeated = false): Decision => ({ ...refusal, settings: previous, previous, repeated });
+    if (raw === null || raw === undefined) return decide(EMPTY);
+    // Size first: it costs nothing, and nothing larger is ever hashed, decoded or scanned.
+    const bytes = documentBytes(raw);
+    if (bytes > MAX_DOCUMENT_BYTES) return decide({ result: 'invalid', reason: `the document is ${bytes} bytes, larger than the limit of ${MAX_DOCUMENT_BYTES}`, version: undefined });
+    const hash = createHash('sha256').update(raw).digest('hex');
+    const before = this.refused.get(hash);
+    if (before !== undefined) return decide(before, true);
+    const decoded = decodeDocument(raw);
+    if (!decoded.ok) return decide(this.remember(hash, { result: 'invalid', reason: decoded.reason, version: undefined }));
+    const text = decoded.text;
+    if (text.trim() === '') return decide(EMPTY);
+    if (text === this.text) return decide({ result: 'duplicate', reason: `version ${previous.version} is already in force`, version: previous.version });
+    const refusal = this.check(text, previous);
+    if ('result' in refusal) return decide(this.remember(hash, refusal));
+    this.settings = refusal.next;
+    this.text = text;
+    return { result: 'applied', reason: '', version: refusal.next.version, settings: refusal.next, previous, repeated: false };
+  }
+
+  /** Everything that may refuse a decoded, non-empty text, cheapest first; or the settings it puts in force. */
+  private check(text: string, previous: RuntimeSettings): Refusal | { next: RuntimeSettings } {
     const verified = this.keys.verify(text);
-    if (!verified.ok) return refuse('bad_signature', verified.reason, peekVersion(text));
+    if (!verified.ok) return { result: 'bad_signature', reason: verified.reason, version: peekVersion(text) };
+    // The parser composes nested nodes recursively: measure nesting first.
+    const depth = documentDepthBound(verified.body);
+    if (depth > MAX_DOCUMENT_DEPTH) return { result: 'invalid', reason: `nested more than ${MAX_DOCUMENT_DEPTH} levels deep`, version: undefined };
     let value: unknown;
     try {
       value = parseYaml(verified.body, { maxAliasCount: 16, prettyErrors: false });
     } catch (err) {
-      return refuse('invalid', `not YAML or JSON: ${(err as Error).message.split('\n')[0]}`);
+      return { result: 'invalid', reason: `not YAML or JSON: ${(err as Error).message.split('\n')[0]}`, version: undefined };
     }
     let next: RuntimeSettings;
     try {
       next = compileRuntimeDocument(value, this.baseline);
     } catch (err) {
-      if (err instanceof RuntimeSchemaError) return refuse('invalid', err.message, peekVersion(value));
+      if (err instanceof RuntimeSchemaError) return { result: 'invalid', reason: err.message, version: peekVersion(value) };
       throw err;
     }
     if (next.version <= previous.version) {
-      return refuse('stale', `version ${next.version} is not newer than version ${previous.version} in force`, next.version);
+      return { result: 'stale', reason: `version ${next.version} is not newer than version ${previous.version} in force`, version: next.version };
     }
-    this.settings = next;
-    this.text = text;
-    return { result: 'applied', reason: '', version: next.version, settings: next, previous };
+    return { next };
+  }
+
+  private remember(hash: string, refusal: Refusal): Refusal {
+    if (this.refused.size >= REFUSED_TEXTS_REMEMBERED) this.refused.delete(this.refused.keys().next().value as string);
+    this.refused.set(hash, refusal);
+    return refusal;
   }
 }
+
+const EMPTY: Refusal = { result: 'empty', reason: 'the document is missing or empty; the config in force stays', version: undefined };
 
 /** The version a refused document claims, for logs only (never trusted). */
 function peekVersion(value: unknown): number | undefined {

@@ -101,8 +101,8 @@ export class RuntimeConfig {
   }
 
   /** Decides one delivered document (also the seam tests use to deliver directly). */
-  offer(text: string | null | undefined, origin: string): Decision {
-    const decision = this.gate.offer(text);
+  offer(document: Uint8Array | string | null | undefined, origin: string): Decision {
+    const decision = this.gate.offer(document);
     this.counts[decision.result] += 1;
     const now = this.nowMs();
     let publishToApplyMs: number | undefined;
@@ -123,7 +123,8 @@ export class RuntimeConfig {
       }
     } else if (decision.result !== 'duplicate') {
       this.lastRefusal = { result: decision.result, reason: decision.reason, version: decision.version, at: new Date(now).toISOString(), from: origin };
-      if (this.mayLogRefusal(now)) {
+      // A repeat of a refusal already logged (the same text read again) is not logged again.
+      if (!decision.repeated && this.mayLogRefusal(now)) {
         const level = decision.result === 'empty' || decision.result === 'stale' ? 'info' : 'warn';
         log[level](`runtime config update refused (${decision.result}); the config in force stays`, {
           reason: decision.reason,

@@ -32,12 +32,22 @@ import { currentLogLevel, type LogLevel } from '../log';
  * as unknown keys: they need a restart.
  */
 
+/**
+ * Largest version a document may carry. Versions only grow, so a document
+ * at the bound is the last one that can ever apply: the bound sits far
+ * above any counter, epoch-millisecond (~1.8e12) or yyyymmddHHMMSS (~2e13)
+ * scheme, and far below 2^53-1, so a slip of the keyboard is refused rather
+ * than ending all updates. How to recover from a needlessly high version:
+ * docs/configuration.md ("Versions").
+ */
+export const MAX_CONFIG_VERSION = 1e15;
+
 const ms = z.number().finite();
 const count = z.number().int();
 const backoff = z.strictObject({ initialMs: ms, multiplier: z.number().finite(), maxMs: ms, jitter: z.number().finite() }).partial();
 
 export const RUNTIME_DOCUMENT_SCHEMA = z.strictObject({
-  version: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  version: z.number().int().min(1).max(MAX_CONFIG_VERSION, `version must be at most ${MAX_CONFIG_VERSION} (docs/configuration.md, "Versions")`),
   publishedAt: z.union([z.iso.datetime({ offset: true }), z.number().int().min(0)]).optional(),
   keepalive: z
     .strictObject({

@@ -36,7 +36,7 @@ const DATA_ID = 'zonal-churn';
 class BothSources implements ConfigSource {
   readonly description = 'nacos+file';
   constructor(private readonly sources: ConfigSource[]) {}
-  start(deliver: (text: string | null) => void): void {
+  start(deliver: (document: Uint8Array | string | null) => void): void {
     for (const s of this.sources) s.start(deliver);
   }
   async close(): Promise<void> {
@@ -98,8 +98,10 @@ describe('config churn', () => {
     // The oracle: every decision, in the order the gate made them.
     const decisions: { text: string | null; decision: Decision }[] = [];
     const decide = config.offer.bind(config);
-    config.offer = (text, origin) => {
-      const decision = decide(text, origin);
+    config.offer = (document, origin) => {
+      const decision = decide(document, origin);
+      // The file source delivers bytes; every generated document is valid UTF-8.
+      const text = document instanceof Uint8Array ? Buffer.from(document).toString('utf8') : document;
       decisions.push({ text: text ?? null, decision });
       return decision;
     };
