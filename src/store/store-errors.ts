@@ -38,17 +38,14 @@ export class StoreDamagedError extends ZonalError {
   readonly path: string;
   /** What the check found, first problems first. */
   readonly problems: readonly string[];
-  /** SQLite cannot read the file at all (as opposed to: it reads, with damaged parts). */
+  /** SQLite cannot open the file or load its unfinished tasks (as opposed to: it reads, with damaged parts). */
   readonly unreadable: boolean;
 
   constructor(path: string, problems: readonly string[], unreadable: boolean, options?: { cause?: unknown }) {
     const found = problems.slice(0, 3).join('; ') + (problems.length > 3 ? `; and ${problems.length - 3} more` : '');
-    const withFlag = unreadable
-      ? 'it moves the file aside (to restore or recover it later) and starts with an empty store'
-      : 'it serves what can still be read';
     super(
       'STORE_DAMAGED',
-      `the store ${path} is damaged (${found}). Restore it from a backup, or recover it with \`sqlite3 ${path} .recover\`. To start anyway, pass --allow-damaged-store (ZONAL_ALLOW_DAMAGED_STORE=true): ${withFlag}; tasks in the damaged part answer TASK_NOT_FOUND.`,
+      `the store ${path} is damaged (${found}). Restore it from a backup, or recover it with \`sqlite3 ${path} .recover\`. To start anyway, pass --allow-damaged-store (ZONAL_ALLOW_DAMAGED_STORE=true): it serves what can still be read, or, when SQLite cannot read the file at all, moves it aside and starts empty; tasks in the damaged part answer TASK_NOT_FOUND.`,
       options,
     );
     this.name = 'StoreDamagedError';

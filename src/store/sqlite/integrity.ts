@@ -33,7 +33,8 @@ export function checkIntegrity(db: Database.Database, path: string, mustHaveSche
       problems = ['it holds no Zonal schema: the file was cut short, or it is not a Zonal store'];
     }
   } catch (err) {
-    if (isDamageError(err)) throw new StoreDamagedError(path, [`SQLite cannot read it: ${(err as Error).message}`], true, { cause: err });
+    // quick_check gave up part way: damaged, though other parts may still read.
+    if (isDamageError(err)) throw new StoreDamagedError(path, [`quick_check failed: ${(err as Error).message}`], false, { cause: err });
     throw err;
   }
   if (problems.length > 0) throw new StoreDamagedError(path, problems, false);

@@ -149,18 +149,36 @@ export class SqliteTaskStore implements TaskStore {
   /** --allow-damaged-store: serves what can be read; a file SQLite cannot read goes aside for an empty one. */
   private openDamaged(damage: StoreDamagedError): Connection {
     if (!damage.unreadable) {
-      log.warn('serving a damaged store (--allow-damaged-store): tasks in the damaged part answer TASK_NOT_FOUND', { path: this.path, problems: damage.problems });
-      try {
-        return this.openConnection(false);
-      } catch (err) {
-        if (!(err instanceof StoreDamagedError)) throw err;
-        damage = err;
+      const served = this.serveAsIs();
+      if (!(served instanceof StoreDamagedError)) {
+        log.warn('serving a damaged store (--allow-damaged-store): tasks in the damaged part answer TASK_NOT_FOUND', { path: this.path, problems: damage.problems });
+        return served;
       }
+      damage = served;
     }
     const movedTo = moveAside(this.path, this.nowMs());
     log.warn('moved an unreadable store aside; starting with an empty one (--allow-damaged-store)', { path: this.path, movedTo, problems: damage.problems });
     createStoreFile(this.path);
     return this.openConnection(false);
+  }
+
+  /** The damaged file's connection if recovery can load its unfinished tasks, else why not. */
+  private serveAsIs(): Connection | StoreDamagedError {
+    let connection: Connection;
+    try {
+      connection = this.openConnection(false);
+    } catch (err) {
+      if (err instanceof StoreDamagedError) return err;
+      throw err;
+    }
+    try {
+      connection.statements.loadUnfinished.all();
+      return connection;
+    } catch (err) {
+      connection.db.close();
+      if (isDamageError(err)) return this.unreadable(err);
+      throw err;
+    }
   }
 
   /** Opens, checks (when `check`), configures and migrates; SQLite's damage codes become StoreDamagedError. */
@@ -175,9 +193,12 @@ export class SqliteTaskStore implements TaskStore {
       return connect(db);
     } catch (err) {
       db.close();
-      if (isDamageError(err)) throw new StoreDamagedError(this.path, [`SQLite cannot read it: ${(err as Error).message}`], true, { cause: err });
-      throw err;
+      throw isDamageError(err) ? this.unreadable(err) : err;
     }
+  }
+
+  private unreadable(err: unknown): StoreDamagedError {
+    return new StoreDamagedError(this.path, [`SQLite cannot read it: ${(err as Error).message}`], true, { cause: err });
   }
 
   async commit(records: readonly TaskRecord[], idempotencyRetentionMs: number): Promise<void> {
@@ -196,7 +217,12 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   async loadUnfinished(): Promise<TaskRecord[]> {
-    return this.use().statements.loadUnfinished.all().map(fromRow);
+    const statement = this.use().statements.loadUnfinished;
+    try {
+      return statement.all().map(fromRow);
+    } catch (err) {
+      throw isDamageError(err) ? this.unreadable(err) : err;
+    }
   }
 
   async purge(nowMs: number, finishedBeforeMs: number, limit: number): Promise<number> {
