@@ -37,6 +37,8 @@ export type RequestOutcome =
   | { kind: 'stale'; typeUrl: string };
 
 const MAX_NACKED_REMEMBERED = 32;
+/** Longest NACK text kept (a client's error_detail can be megabytes). */
+export const MAX_NACK_CHARS = 1_024;
 
 export interface Push {
   typeUrl: string;
@@ -71,7 +73,7 @@ export class AdsStreamState {
         const oldest = state.nackedVersions.values().next().value;
         if (oldest !== undefined) state.nackedVersions.delete(oldest);
       }
-      state.lastNack = error ?? `code ${request.error_detail.code}`;
+      state.lastNack = (error ?? `code ${request.error_detail.code}`).slice(0, MAX_NACK_CHARS);
       return { kind: 'nack', typeUrl, version: state.sentVersion, error: state.lastNack };
     }
     state.acks += 1;

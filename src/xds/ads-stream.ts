@@ -12,15 +12,27 @@ const log = createLogger('xds');
 export interface AdsStreamHost {
   snapshotFor(locality: ClientLocality): Snapshot;
   readonly epoch: number;
+  /** Logs a warning about a client's request, rate-limited across all clients: one client must not flood the log. */
+  warnClient(message: string, fields: Record<string, unknown>): void;
   onNack(stream: AdsStream, typeUrl: string, version: string, error: string): void;
   onSettledChange(): void;
   closed(stream: AdsStream): void;
 }
 
+/** Longest node id, zone or region kept from a client (longer ones are cut: they are only shown and used as keys). */
+export const MAX_CLIENT_NAME_CHARS = 128;
+/** Most resource names one request may subscribe to; Zonal serves one per type. */
+export const MAX_RESOURCE_NAMES = 100;
+
+const clip = (s: string | undefined): string => (s ?? '').slice(0, MAX_CLIENT_NAME_CHARS);
+
 /**
  * One client's ADS stream: decodes requests, keeps the ACK/NACK state, and
  * pushes the resources of the client's zone when they change. The node (and
  * so the zone) arrives only in the first request of a stream.
+ *
+ * Invariant: the state of a stream is bounded whatever the client sends:
+ * only served types get state, names and NACK texts are bounded.
  */
 export class AdsStream {
   readonly state = new AdsStreamState();
@@ -59,18 +71,25 @@ export class AdsStream {
     try {
       request = decodeDiscoveryRequest(bytes);
     } catch (err) {
-      log.warn('undecodable DiscoveryRequest; ending the stream', { node: this.nodeId, error: err });
+      this.host.warnClient('undecodable DiscoveryRequest; ending the stream', { node: this.nodeId, error: err });
       this.fail('undecodable DiscoveryRequest');
       return;
     }
     if (!this.started) {
       this.started = true;
-      this.nodeId = request.node?.id ?? '';
-      this.locality = { zone: request.node?.locality?.zone ?? '', region: request.node?.locality?.region ?? '' };
+      this.nodeId = clip(request.node?.id);
+      this.locality = { zone: clip(request.node?.locality?.zone), region: clip(request.node?.locality?.region) };
       log.info('xDS client connected', { node: this.nodeId, zone: this.locality.zone, region: this.locality.region });
     }
     if (!TYPE_URLS.includes(request.type_url as (typeof TYPE_URLS)[number])) {
-      log.warn('request for a resource type this control plane does not serve', { node: this.nodeId, typeUrl: request.type_url });
+      // No state for it: a client naming 20,000 types must not grow this stream.
+      this.host.warnClient('request for a resource type this control plane does not serve; ignored', { node: this.nodeId, typeUrl: request.type_url.slice(0, 256) });
+      return;
+    }
+    if ((request.resource_names ?? []).length > MAX_RESOURCE_NAMES) {
+      this.host.warnClient('DiscoveryRequest names too many resources; ending the stream', { node: this.nodeId, names: request.resource_names.length, max: MAX_RESOURCE_NAMES });
+      this.fail(`at most ${MAX_RESOURCE_NAMES} resource names per request`);
+      return;
     }
     const outcome = this.state.onRequest(request);
     switch (outcome.kind) {

@@ -1,12 +1,16 @@
 import * as grpc from '@grpc/grpc-js';
-import { createLogger } from '../log';
+import { createLogger, LogLimiter } from '../log';
 import { registryService } from '../protocol/service';
 import { AdsStream, type AdsStreamHost } from './ads-stream';
 import type { ClientLocality } from './endpoints';
 import { parseEndpointAddress } from './endpoints';
 import { EndpointRegistry, type Registration } from './endpoint-registry';
+import { warmUpEnvoyCodec } from './codec-warm-up';
+import { checkRegistrationFields } from './registration-limits';
+import { RegistrationRefusedError } from './registration-refused-error';
 import { ADS_METHOD_PATH, EDS_TYPE_URL, shortTypeName } from './resources';
 import { buildSnapshot, DEFAULT_POLICY, type Snapshot, type XdsPolicy } from './snapshot';
+import { StallDetector } from './stall-detector';
 
 const log = createLogger('xds');
 
@@ -16,7 +20,19 @@ export interface ControlPlaneOptions {
   healthWindowMs?: number;
   /** ... and removed after this long (default 60 s). */
   removeAfterMs?: number;
+  /**
+   * After start, endpoint (EDS) answers are held back this long, so the
+   * registry fills before clients see it: a restarted control plane would
+   * otherwise serve an empty or partial list (default: the health window,
+   * in which every live dispatcher heartbeats about 4 times).
+   */
+  warmUpMs?: number;
 }
+
+/** A gap between two observations of the event loop longer than a tick plus this is a stall. */
+const STALL_TOLERANCE_MS = 50;
+/** Snapshots kept (one per client zone); a client sending ever new zones must not grow memory. */
+const MAX_SNAPSHOTS = 256;
 
 const ADS_SERVICE: grpc.ServiceDefinition = {
   StreamAggregatedResources: {
@@ -56,6 +72,13 @@ export class ControlPlane implements AdsStreamHost {
   private sweepTimer: NodeJS.Timeout | undefined;
   private readonly settleWaiters = new Set<() => void>();
   private epochCounter = 1;
+  private readonly warmUpMs: number;
+  /** Set once the warm-up is over: EDS is served. */
+  private warm = false;
+  private warmUpTimer: NodeJS.Timeout | undefined;
+  private readonly stalls: StallDetector;
+  private stallTimer: NodeJS.Timeout | undefined;
+  private readonly clientWarnings = new LogLimiter(20, 10_000);
   readonly healthWindowMs: number;
   readonly nacks: NackRecord[] = [];
   nackCount = 0;
@@ -64,25 +87,43 @@ export class ControlPlane implements AdsStreamHost {
     this.healthWindowMs = options.healthWindowMs ?? 1_000;
     this.registry = new EndpointRegistry({ healthWindowMs: this.healthWindowMs, removeAfterMs: options.removeAfterMs ?? 60_000 });
     this.policy = { ...DEFAULT_POLICY, ...options.policy };
+    this.warmUpMs = options.warmUpMs ?? this.healthWindowMs;
+    this.stalls = new StallDetector(Math.max(10, Math.min(100, Math.floor(this.healthWindowMs / 10))), STALL_TOLERANCE_MS);
+  }
+
+  /** False during the warm-up after start, while endpoint answers are held back. */
+  get serving(): boolean {
+    return this.warm;
   }
 
   get epoch(): number {
     return this.epochCounter;
   }
 
-  /** Adds the ADS and Registry services to `server`. */
+  /**
+   * Adds the ADS and Registry services to `server`, and starts the clock of
+   * the warm-up. Loads the envoy codec now (300 ms, more under load): lazily,
+   * the first client request would block heartbeats that long.
+   */
   attach(server: grpc.Server): void {
+    warmUpEnvoyCodec();
     server.addService(ADS_SERVICE, { StreamAggregatedResources: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => this.streams.add(new AdsStream(call, this)) });
     server.addService(registryService().definition, {
       Heartbeat: (call: grpc.ServerUnaryCall<{ endpointId: string; address: string; zone: string; region: string; draining: boolean }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
         try {
           const r = call.request;
-          const { ip, port } = parseEndpointAddress(r.address);
-          if (r.endpointId === '') throw new RangeError('endpoint_id is required');
-          this.heartbeat({ id: r.endpointId, ip, port, zone: r.zone, region: r.region, draining: r.draining });
+          checkRegistrationFields({ id: r.endpointId, address: r.address, zone: r.zone, region: r.region });
+          let parsed: { ip: string; port: number };
+          try {
+            parsed = parseEndpointAddress(r.address);
+          } catch (err) {
+            throw new RegistrationRefusedError('INVALID', err instanceof Error ? err.message : String(err));
+          }
+          this.heartbeat({ id: r.endpointId, ip: parsed.ip, port: parsed.port, zone: r.zone, region: r.region, draining: r.draining });
           cb(null, { healthyZones: this.registry.healthyZones(), healthWindowMs: this.healthWindowMs });
         } catch (err) {
-          cb({ code: grpc.status.INVALID_ARGUMENT, details: `INVALID_ARGUMENT: ${err instanceof Error ? err.message : String(err)}` }, null);
+          const refused = err instanceof RegistrationRefusedError ? err : new RegistrationRefusedError('INVALID', err instanceof Error ? err.message : String(err));
+          cb({ code: refused.grpcCode, details: `${refused.reason}: ${refused.message}` }, null);
         }
       },
       Deregister: (call: grpc.ServerUnaryCall<{ endpointId: string }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
@@ -94,14 +135,33 @@ export class ControlPlane implements AdsStreamHost {
         this.awaitPropagated(timeoutMs).then((r) => cb(null, { settled: r.settled, pendingClients: r.pending }), (err: unknown) => cb({ code: grpc.status.INTERNAL, details: String(err) }, null));
       },
     });
+    this.startStallWatch();
+    if (this.warmUpMs <= 0) this.warm = true;
+    else {
+      this.warmUpTimer = setTimeout(() => {
+        this.warmUpTimer = undefined;
+        this.warm = true;
+        this.changed('warm-up over: serving endpoints');
+      }, this.warmUpMs);
+      this.warmUpTimer.unref();
+    }
     this.scheduleSweep();
   }
 
+  /** Registers or refreshes a dispatcher; throws RegistrationRefusedError when refused. */
   heartbeat(registration: Registration): void {
+    this.observeRunning(Date.now());
     if (this.registry.heartbeat(registration, Date.now())) this.changed(`heartbeat ${registration.id} ${registration.draining ? 'DRAINING' : 'HEALTHY'}`);
     this.scheduleSweep();
   }
 
+  warnClient(message: string, fields: Record<string, unknown>): void {
+    const { log: ok, suppressedBefore } = this.clientWarnings.take(Date.now());
+    if (suppressedBefore > 0) log.warn('warnings about xDS client requests not logged in the last window', { suppressed: suppressedBefore });
+    if (ok) log.warn(message, fields);
+  }
+
+  /** Throws RegistrationRefusedError when the list is refused (the last good one stays). */
   setStatic(registrations: readonly Registration[]): void {
     if (this.registry.setStatic(registrations)) this.changed('static endpoints');
   }
@@ -117,7 +177,10 @@ export class ControlPlane implements AdsStreamHost {
     const key = `${locality.region}/${locality.zone}`;
     let snapshot = this.snapshots.get(key);
     if (snapshot === undefined) {
-      snapshot = buildSnapshot(this.registry.endpoints(), locality, this.policy);
+      const built = buildSnapshot(this.registry.endpoints(), locality, this.policy);
+      // During the warm-up the endpoints are held back: clients keep what they have, new ones wait.
+      snapshot = this.warm ? built : new Map([...built].filter(([typeUrl]) => typeUrl !== EDS_TYPE_URL));
+      if (this.snapshots.size >= MAX_SNAPSHOTS) this.snapshots.clear();
       this.snapshots.set(key, snapshot);
     }
     return snapshot;
@@ -184,6 +247,10 @@ export class ControlPlane implements AdsStreamHost {
   close(): void {
     if (this.sweepTimer !== undefined) clearTimeout(this.sweepTimer);
     this.sweepTimer = undefined;
+    if (this.stallTimer !== undefined) clearInterval(this.stallTimer);
+    this.stallTimer = undefined;
+    if (this.warmUpTimer !== undefined) clearTimeout(this.warmUpTimer);
+    this.warmUpTimer = undefined;
     for (const wake of [...this.settleWaiters]) wake();
   }
 
@@ -202,9 +269,31 @@ export class ControlPlane implements AdsStreamHost {
     if (next === undefined) return;
     this.sweepTimer = setTimeout(() => {
       this.sweepTimer = undefined;
+      // A stall that just ended is noted first: heartbeats queued during it are not silence.
+      if (this.observeRunning(Date.now())) {
+        this.scheduleSweep();
+        return;
+      }
       if (this.registry.sweep(Date.now())) this.changed('health sweep');
       this.scheduleSweep();
     }, Math.max(5, next - Date.now()));
     this.sweepTimer.unref();
+  }
+
+  /** Ticks so a stall of this process is seen (and taken off silence) by whatever runs first after it. */
+  private startStallWatch(): void {
+    if (this.stallTimer !== undefined) return;
+    this.observeRunning(Date.now());
+    this.stallTimer = setInterval(() => this.observeRunning(Date.now()), this.stalls.tickMs);
+    this.stallTimer.unref();
+  }
+
+  /** Returns true when a stall just ended (and was noted in the registry). */
+  private observeRunning(nowMs: number): boolean {
+    const stall = this.stalls.observe(nowMs);
+    if (stall === undefined) return false;
+    this.registry.noteStall(stall.fromMs, stall.toMs);
+    log.warn('the control plane did not run for a while; that time does not count as dispatcher silence', { stalledMs: stall.toMs - stall.fromMs });
+    return true;
   }
 }

@@ -52,8 +52,12 @@ type Unary = (req: unknown, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | 
  * dispatcher UNHEALTHY only after a whole health window of silence.
  *
  * The control plane is the dispatcher's external dependency, so heartbeats go
- * through a circuit breaker: while it is OPEN, heartbeats are skipped (no call,
- * no log line) until its probe. The shutdown calls (DRAINING, AwaitPropagated,
+ * through a circuit breaker: while it is OPEN and the connection to the
+ * control plane is down, heartbeats are skipped (no call, no log line). Once
+ * the connection is READY again (a restarted control plane), heartbeats go
+ * out at once, without waiting for the breaker's probe: a restarted control
+ * plane sees every live dispatcher again within about one heartbeat interval
+ * (it holds endpoint answers back for a health window, see ControlPlane). The shutdown calls (DRAINING, AwaitPropagated,
  * Deregister) bypass it: each is one bounded best-effort attempt, and skipping
  * DRAINING would leave clients sending here until GoAway.
  */
@@ -86,10 +90,11 @@ export class RegistrationClient {
       }
     });
     this.stopReporting = reportCircuitState(this.breaker, options.circuitStateGauge, { dependency: 'control-plane' });
-    // Reconnect quickly after a control-plane restart: the default backoff grows to 2 minutes.
+    // Reconnect within about a heartbeat interval after a control-plane restart: the default backoff grows to 2 minutes.
+    const reconnectMs = Math.max(100, options.intervalMs);
     this.client = new (registryService().client)(options.controlPlane, grpc.credentials.createInsecure(), {
-      'grpc.initial_reconnect_backoff_ms': 100,
-      'grpc.max_reconnect_backoff_ms': 1_000,
+      'grpc.initial_reconnect_backoff_ms': Math.min(100, reconnectMs),
+      'grpc.max_reconnect_backoff_ms': reconnectMs,
     });
   }
 
@@ -135,10 +140,19 @@ export class RegistrationClient {
 
   private beat(): void {
     if (this.inFlight) return;
-    // OPEN: skip without a call; the breaker turns HALF_OPEN after its reset timeout and the next beat is the probe.
-    if (this.breaker.state() === 'OPEN') return;
+    const heartbeat = (): Promise<unknown> => this.call('Heartbeat', this.request(), Math.max(200, this.options.intervalMs * 2));
+    let attempt: Promise<unknown>;
+    if (this.breaker.state() === 'OPEN') {
+      // Keep the connection trying (true: leave IDLE). While it is down, skip
+      // without a call; the breaker turns HALF_OPEN after its reset timeout.
+      // Once it is READY the control plane is back: register now, not at the probe.
+      if (this.client.getChannel().getConnectivityState(true) !== grpc.connectivityState.READY) return;
+      attempt = heartbeat();
+    } else {
+      attempt = this.breaker.fire(heartbeat);
+    }
     this.inFlight = true;
-    this.breaker.fire(() => this.call('Heartbeat', this.request(), Math.max(200, this.options.intervalMs * 2))).then(
+    attempt.then(
       (response) => {
         this.inFlight = false;
         if (this.failures > 0) log.info('control plane reachable again', { failures: this.failures });

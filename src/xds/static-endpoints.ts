@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import { parseEndpointAddress } from './endpoints';
 import type { Registration } from './endpoint-registry';
+import { checkRegistration, REGISTRATION_LIMITS } from './registration-limits';
 import type { XdsPolicy } from './snapshot';
 
 /**
@@ -26,7 +27,9 @@ export function parseControlPlaneFile(text: string, source: string): ControlPlan
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new Error(`${source}: must be a JSON object`);
   const { endpoints = [], policy = {} } = doc as { endpoints?: unknown; policy?: unknown };
   if (!Array.isArray(endpoints)) throw new Error(`${source}: "endpoints" must be an array`);
+  if (endpoints.length > REGISTRATION_LIMITS.maxEndpoints) throw new Error(`${source}: at most ${REGISTRATION_LIMITS.maxEndpoints} endpoints, got ${endpoints.length}`);
   const ids = new Set<string>();
+  const addresses = new Set<string>();
   const registrations = endpoints.map((e: unknown, i): Registration => {
     const where = `${source}: endpoints[${i}]`;
     if (typeof e !== 'object' || e === null || Array.isArray(e)) throw new Error(`${where} must be an object`);
@@ -45,7 +48,16 @@ export function parseControlPlaneFile(text: string, source: string): ControlPlan
     const id = (entry.id as string | undefined) ?? `static:${entry.address}`;
     if (ids.has(id)) throw new Error(`${where}: id "${id}" is used twice`);
     ids.add(id);
-    return { id, ip: parsed.ip, port: parsed.port, zone: (entry.zone as string | undefined) ?? '', region: (entry.region as string | undefined) ?? '', draining: entry.draining === true };
+    // Clients NACK an endpoint list that holds an address twice.
+    if (addresses.has(entry.address)) throw new Error(`${where}: address ${entry.address} is listed twice`);
+    addresses.add(entry.address);
+    const registration = { id, ip: parsed.ip, port: parsed.port, zone: (entry.zone as string | undefined) ?? '', region: (entry.region as string | undefined) ?? '', draining: entry.draining === true };
+    try {
+      checkRegistration(registration);
+    } catch (err) {
+      throw new Error(`${where}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    return registration;
   });
   if (typeof policy !== 'object' || policy === null || Array.isArray(policy)) throw new Error(`${source}: "policy" must be an object`);
   const p = policy as Record<string, unknown>;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EndpointRegistry, type Registration } from '../../../src/xds/endpoint-registry';
+import { checkRegistrationFields, REGISTRATION_LIMITS } from '../../../src/xds/registration-limits';
 
 const T = 1_000_000;
 const HEALTH_WINDOW_MS = 1_000;
@@ -9,8 +10,11 @@ function registry(): EndpointRegistry {
   return new EndpointRegistry({ healthWindowMs: HEALTH_WINDOW_MS, removeAfterMs: REMOVE_AFTER_MS });
 }
 
+/** Each id gets its own address unless a test says otherwise. */
 function reg(id: string, overrides: Partial<Registration> = {}): Registration {
-  return { id, ip: '10.0.0.1', port: 50051, zone: 'a', region: 'r1', draining: false, ...overrides };
+  // d1 -> 50051, d2 -> 50052, ...; other prefixes get ports of their own.
+  const port = 50_050 + (id.charCodeAt(0) - 'd'.charCodeAt(0)) * 1_000 + Number(id.slice(1).replace(/\D/g, '') || 0);
+  return { id, ip: '10.0.0.1', port, zone: 'a', region: 'r1', draining: false, ...overrides };
 }
 
 const healthOf = (r: EndpointRegistry): [string, string][] => r.endpoints().map((e) => [e.id, e.health]);
@@ -197,5 +201,94 @@ describe('healthyZones', () => {
     expect(r.healthyZones()).toEqual(['a', 'e']);
     r.heartbeat(reg('d4', { zone: 'b' }), T + 1_000); // d4 stops draining.
     expect(r.healthyZones()).toEqual(['a', 'b', 'e']);
+  });
+});
+
+describe('one address, one endpoint (grpc-js-xds NACKs a list with a duplicate address)', () => {
+  const at = (port: number): Partial<Registration> => ({ ip: '10.0.0.9', port });
+
+  it('a dispatcher restarted under a new id replaces its old entry at once, whatever the old one was', () => {
+    const r = registry();
+    r.heartbeat(reg('host-100', at(7000)), T);
+    r.heartbeat(reg('other', at(7001)), T);
+    // kill -9, and the same command again: a new pid, so a new id, at the same ip:port, while the old entry is still HEALTHY.
+    expect(r.heartbeat(reg('host-200', at(7000)), T + 300)).toBe(true);
+    expect(healthOf(r)).toEqual([['host-200', 'HEALTHY'], ['other', 'HEALTHY']]);
+    const addresses = r.endpoints().map((e) => `${e.ip}:${e.port}`);
+    expect(new Set(addresses).size).toBe(addresses.length);
+  });
+
+  it('the replaced id is refused (ADDRESS_TAKEN) while the new one is alive there, and may take the address back once it is not', () => {
+    const r = registry();
+    r.heartbeat(reg('old', at(7000)), T);
+    r.heartbeat(reg('new', at(7000)), T + 100);
+    // Two live processes claim one address: no flapping, the served list keeps one entry.
+    expect(() => r.heartbeat(reg('old', at(7000)), T + 200)).toThrow(expect.objectContaining({ reason: 'ADDRESS_TAKEN', message: expect.stringContaining('"new"') }));
+    expect(healthOf(r)).toEqual([['new', 'HEALTHY']]);
+    // The replaced id may register elsewhere.
+    expect(r.heartbeat(reg('old', at(7005)), T + 250)).toBe(true);
+    r.deregister('old');
+    // Once "new" is silent for the health window, "old" may come back to the address.
+    r.sweep(T + 100 + HEALTH_WINDOW_MS);
+    expect(r.heartbeat(reg('old', at(7000)), T + 100 + HEALTH_WINDOW_MS + 1)).toBe(true);
+    expect(healthOf(r)).toEqual([['old', 'HEALTHY']]);
+  });
+
+  it('a registered dispatcher hides a static endpoint at the same address, and the static one is back when it leaves', () => {
+    const r = registry();
+    r.setStatic([reg('static-a', at(7000))]);
+    r.heartbeat(reg('live', at(7000)), T);
+    expect(healthOf(r)).toEqual([['live', 'HEALTHY']]);
+    r.deregister('live');
+    expect(healthOf(r)).toEqual([['static-a', 'UNKNOWN']]);
+  });
+});
+
+describe('registration bounds', () => {
+  it.each<[string, Partial<Registration>]>([
+    ['zone', { zone: 'z'.repeat(2_200_000) }],
+    ['region', { region: 'r'.repeat(65) }],
+    ['endpoint_id', { id: 'i'.repeat(129) }],
+  ])('refuses an oversized %s with FIELD_TOO_LONG naming it, and registers nothing', (field, change) => {
+    const r = registry();
+    expect(() => r.heartbeat(reg('d1', change), T)).toThrow(expect.objectContaining({ reason: 'FIELD_TOO_LONG', message: expect.stringContaining(field) }));
+    expect(r.endpoints()).toEqual([]);
+  });
+
+  it('refuses an oversized address before parsing it, and an empty id', () => {
+    expect(() => checkRegistrationFields({ id: 'd', address: `10.0.0.1:${'1'.repeat(100)}`, zone: 'a', region: '' })).toThrow(/address is 109 characters long; at most 64/);
+    expect(() => checkRegistrationFields({ id: '', address: '10.0.0.1:1', zone: 'a', region: '' })).toThrow(expect.objectContaining({ reason: 'INVALID' }));
+  });
+
+  it(`serves at most ${REGISTRATION_LIMITS.maxEndpoints} endpoints: one more is refused with REGISTRY_FULL, a known one still refreshes`, () => {
+    const r = registry();
+    for (let i = 0; i < REGISTRATION_LIMITS.maxEndpoints; i++) r.heartbeat(reg(`n${i}`, { ip: '10.1.0.1', port: 1 + i }), T);
+    expect(() => r.heartbeat(reg('one-more', { ip: '10.1.0.2', port: 1 }), T)).toThrow(expect.objectContaining({ reason: 'REGISTRY_FULL' }));
+    expect(r.heartbeat(reg('n0', { ip: '10.1.0.1', port: 1 }), T + 10)).toBe(false);
+  });
+});
+
+describe('stalls of the control plane are not dispatcher silence', () => {
+  it('after a 1.5 s stall, a dispatcher whose heartbeats queued unread stays HEALTHY until a window of running time passes', () => {
+    const r = registry();
+    r.heartbeat(reg('d1'), T);
+    // The process stops at T + 100 and runs again at T + 1_600; the sweep timer is the first thing to run.
+    r.noteStall(T + 100, T + 1_600);
+    expect(r.sweep(T + 1_600)).toBe(false);
+    expect(healthOf(r)).toEqual([['d1', 'HEALTHY']]);
+    expect(r.nextSweepAtMs()).toBe(T + HEALTH_WINDOW_MS + 1_500);
+    // The queued heartbeat is read: fresh.
+    r.heartbeat(reg('d1'), T + 1_610);
+    expect(r.sweep(T + 1_610 + HEALTH_WINDOW_MS - 1)).toBe(false);
+    // A dispatcher that really went silent is still judged, after a window of running time.
+    expect(r.sweep(T + 1_610 + HEALTH_WINDOW_MS)).toBe(true);
+    expect(healthOf(r)).toEqual([['d1', 'UNHEALTHY']]);
+  });
+
+  it('a stall before the last heartbeat read gives no extra grace', () => {
+    const r = registry();
+    r.noteStall(T - 5_000, T - 1_000);
+    r.heartbeat(reg('d1'), T);
+    expect(r.sweep(T + HEALTH_WINDOW_MS)).toBe(true);
   });
 });
