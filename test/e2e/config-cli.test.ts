@@ -299,6 +299,8 @@ describe('zonal config', () => {
     // info, so the first "applied" line proves we read its log, and the later silence proves logLevel took effect.
     const first = spawnZonal([...serveArgs, '--log-level', 'info']);
     const admin = String((await first.waitForEvent('listening'))['adminAddress']);
+    // The file was written just now: it is applied once it has stayed unchanged for the stability window (1 s).
+    await waitFor('version 1 in force', () => configPage(admin), (s) => s.version >= 1);
 
     const shown = await zonal(['config', 'show', '--admin-address', admin], dir);
     expect(shown.code, shown.stderr).toBe(0);
