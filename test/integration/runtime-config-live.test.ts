@@ -1,4 +1,4 @@
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +12,12 @@ import { DEFAULT_BASELINE } from '../../src/config/runtime-schema';
 import { currentLogLevel, setLogLevel } from '../../src/log';
 import { eventually, startHarness, type Harness } from '../support/server-harness';
 import { RawWorker, Resources, submit } from './raw-peer';
+
+/** Dates the file a minute back: a file that old is stable, so the file source applies it before start returns. */
+function writtenLongAgo(file: string): void {
+  const past = new Date(Date.now() - 60_000);
+  utimesSync(file, past, past);
+}
 
 /**
  * One of each kind of runtime value, changed by editing the watched config
@@ -64,6 +70,7 @@ describe('runtime config changes take effect live', () => {
     dir = mkdtempSync(path.join(tmpdir(), 'zonal-live-'));
     file = path.join(dir, 'runtime.yaml');
     writeFileSync(file, stringify({ version: 1 }));
+    writtenLongAgo(file);
     harness = await startHarness({ config: file, adminAddress: '127.0.0.1:0' });
     expect(harness.server.runtimeConfig.current.version).toBe(1);
   });
@@ -219,6 +226,7 @@ describe('an SDK producer following a runtime config', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'zonal-client-config-'));
     const file = path.join(dir, 'client.yaml');
     writeFileSync(file, stringify({ version: 1 }));
+    writtenLongAgo(file);
     const config = new RuntimeConfig({ baseline: DEFAULT_BASELINE, source: new FileSource(file) });
     const levelAtStart = currentLogLevel();
     // Nothing listens on the target: every call fails with UNAVAILABLE.
