@@ -8,11 +8,22 @@ export interface ConnectionEvents {
   cancel(taskId: string, attempt: number, reason: string): void;
   acks(acks: WireUpdateAck[]): void;
   goAway(reason: string, drainDeadlineMs: number): void;
+  /**
+   * Nothing arrived for `silentMs`, longer than a heartbeat round trip
+   * should take (SILENT_AFTER_INTERVALS intervals); called at every check
+   * until something arrives or the idle timeout ends the stream.
+   */
+  silent(silentMs: number): void;
   /** The stream is over, whoever ended it. Called exactly once. */
   closed(error: grpc.ServiceError | undefined): void;
 }
 
 type Call = grpc.ClientDuplexStream<Outgoing<WireWorkerMessage>, WireDispatcherMessage>;
+
+/** A stream silent for this many heartbeat intervals is reported `silent` (the dispatcher answers every ping at once). */
+export const SILENT_AFTER_INTERVALS = 2;
+/** A stream the dispatcher has not welcomed within this is given up (a dispatcher hung when the stream opened). */
+export const WELCOME_TIMEOUT_MS = 10_000;
 
 /**
  * One worker stream, client side: owns the per-stream `sequence_id`, batches
@@ -35,6 +46,7 @@ export class WorkerConnection {
   /** RTT measured from this side's own heartbeats (sent when its outbound is idle). */
   readonly rtt = new RttEstimator();
   private done = false;
+  private welcomeTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly call: Call,
@@ -43,6 +55,18 @@ export class WorkerConnection {
     call.on('data', (message: WireDispatcherMessage) => this.onMessage(message));
     call.on('error', (error: grpc.ServiceError) => this.finish(error));
     call.on('end', () => this.finish(undefined));
+    // The heartbeat timer starts with Welcome; until then only this bounds a stream to a hung dispatcher.
+    this.welcomeTimer = setTimeout(() => this.call.cancel(), WELCOME_TIMEOUT_MS);
+  }
+
+  /** ip:port of the dispatcher this stream reached (as grpc-js reports it). */
+  get peer(): string {
+    return this.call.getPeer();
+  }
+
+  /** When something last arrived on this stream. */
+  get lastReceivedAtMs(): number {
+    return this.lastReceivedMs;
   }
 
   send(message: Outgoing<WireWorkerMessage>): void {
@@ -83,6 +107,7 @@ export class WorkerConnection {
     this.lastReceivedMs = Date.now();
     switch (message.kind) {
       case 'welcome':
+        clearTimeout(this.welcomeTimer);
         this.startHeartbeats(message.welcome);
         this.events.welcome(message.welcome);
         return;
@@ -143,12 +168,15 @@ export class WorkerConnection {
       if (now - this.lastSentMs >= this.heartbeatIntervalMs) {
         this.send({ kind: 'ping', ping: { nonce: ++this.pingNonce, sentUnixMs: now } });
       }
+      const silentMs = now - this.lastReceivedMs;
+      if (silentMs >= SILENT_AFTER_INTERVALS * this.heartbeatIntervalMs) this.events.silent(silentMs);
     }, checkEveryMs);
   }
 
   private finish(error: grpc.ServiceError | undefined): void {
     if (this.done) return;
     this.done = true;
+    clearTimeout(this.welcomeTimer);
     if (this.heartbeatTimer !== undefined) clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = undefined;
     this.queued = [];

@@ -6,6 +6,7 @@ import { errorInfo, Status, ZonalError } from '../errors';
 import type { Http2KeepaliveConfig } from '../core/http2-keepalive';
 import { createLogger } from '../log';
 import type { Outgoing, WireAssignment, WireDispatcherMessage, WireWelcome, WireWorkerMessage } from '../protocol/wire';
+import { deadlineIn } from './call-policy';
 import { createDispatcherClient, waitForReady } from './channel';
 import { WorkerConnection } from './worker-connection';
 
@@ -69,6 +70,45 @@ export interface WorkerOptions {
  */
 export type WorkerLifecycle = 'INITIALIZED' | 'CONNECTING' | 'RUNNING' | 'DRAINING' | 'STOPPED';
 
+/**
+ * What the probes sent while one worker stream was silent found: each probe
+ * is a cheap call (GetTask of PROBE_TASK_ID) the channel's balancer places
+ * like a new stream, compared by peer with the stream's dispatcher.
+ */
+export interface ProbeTally {
+  /** The stream's own dispatcher answered a probe: it is alive. */
+  oursAnswered: boolean;
+  /** Probes the balancer sent to the stream's dispatcher that got no answer in time. */
+  oursUnanswered: number;
+  /** Probes another dispatcher answered. */
+  othersAnswered: number;
+}
+
+/** Probes answered elsewhere, with none sent to ours, that show the balancer no longer picks ours (round robin would have). */
+export const OTHERS_ANSWERED_TO_LEAVE = 3;
+/** Probes in flight at once for one silent stream. */
+const MAX_PROBES_IN_FLIGHT = 2;
+/** The task id probes ask for; no task has it, so any answer (NOT_FOUND, INVALID_ARGUMENT) means "a dispatcher answered". */
+export const PROBE_TASK_ID = 'zonal-liveness-probe';
+
+/**
+ * Whether a worker leaves its silent dispatcher now: only when a new stream
+ * would be served elsewhere (another dispatcher answered a probe) and ours
+ * has not shown it is alive; and either ours left a probe unanswered (it is
+ * hung) or the balancer stopped picking it (xDS marked it unhealthy). Pure.
+ */
+export function shouldLeaveSilentDispatcher(t: ProbeTally): boolean {
+  return !t.oursAnswered && t.othersAnswered >= 1 && (t.oursUnanswered >= 1 || t.othersAnswered >= OTHERS_ANSWERED_TO_LEAVE);
+}
+
+interface ProbeEpisode {
+  connection: WorkerConnection;
+  /** The stream's last arrival when the episode began: anything newer ends it. */
+  sinceReceivedMs: number;
+  tally: ProbeTally;
+  inFlight: number;
+}
+
 interface InFlight {
   attempt: number;
   version: number;
@@ -100,6 +140,9 @@ export class Worker {
   private failures = 0;
   /** Set when the dispatcher sent GoAway on the current stream: its clean end is a move, not a failure. */
   private movingReason = '';
+  /** The stream given up because its dispatcher went silent and another answers: reconnect at once. */
+  private abandoned: WorkerConnection | undefined;
+  private probing: ProbeEpisode | undefined;
   private closing: Promise<void> | undefined;
   private readonly waiters = new Set<() => void>();
   /** Counters for tests and operators. */
@@ -238,6 +281,7 @@ export class Worker {
         this.movingReason = reason;
         this.stats.moves += 1;
       },
+      silent: () => this.probeSilentDispatcher(connection),
       closed: (error) => this.onClosed(connection, error),
     });
     this.connection = connection;
@@ -253,9 +297,46 @@ export class Worker {
     });
   }
 
+  /**
+   * The stream is silent longer than a heartbeat round trip: asks the
+   * channel's balancer where a new stream would go now. With xDS, the control
+   * plane marks a hung dispatcher UNHEALTHY within its health window and the
+   * balancer stops picking it; the worker then moves at once, as producers
+   * do, instead of waiting out the idle timeout (5 s and more).
+   */
+  private probeSilentDispatcher(connection: WorkerConnection): void {
+    if (this.connection !== connection || this.state !== 'RUNNING') return;
+    if (this.probing?.connection !== connection || this.probing.sinceReceivedMs !== connection.lastReceivedAtMs) {
+      this.probing = { connection, sinceReceivedMs: connection.lastReceivedAtMs, tally: { oursAnswered: false, oursUnanswered: 0, othersAnswered: 0 }, inFlight: 0 };
+    }
+    const episode = this.probing;
+    if (episode.inFlight >= MAX_PROBES_IN_FLIGHT) return;
+    episode.inFlight += 1;
+    const ours = connection.peer;
+    const timeoutMs = Math.max(250, connection.keepalive.intervalMs);
+    type GetTask = (req: { taskId: string }, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null) => void) => grpc.ClientUnaryCall;
+    const getTask = (this.client as unknown as { GetTask: GetTask }).GetTask.bind(this.client);
+    const call = getTask({ taskId: PROBE_TASK_ID }, { deadline: deadlineIn(timeoutMs) }, (error) => {
+      episode.inFlight -= 1;
+      if (this.probing !== episode || this.connection !== connection || connection.lastReceivedAtMs !== episode.sinceReceivedMs) return;
+      const answered = error === null || ![Status.DEADLINE_EXCEEDED, Status.UNAVAILABLE, Status.CANCELLED].includes(error.code);
+      const peer = call.getPeer();
+      if (peer === ours) {
+        if (answered) episode.tally.oursAnswered = true;
+        else episode.tally.oursUnanswered += 1;
+      } else if (answered) episode.tally.othersAnswered += 1;
+      if (!shouldLeaveSilentDispatcher(episode.tally)) return;
+      log.info('the dispatcher is silent and the balancer now sends new calls elsewhere; moving', { workerId: this.workerId, dispatcher: ours, answeredBy: peer, silentMs: Date.now() - connection.lastReceivedAtMs });
+      this.abandoned = connection;
+      this.stats.moves += 1;
+      connection.cancel();
+    });
+  }
+
   private onClosed(connection: WorkerConnection, error: grpc.ServiceError | undefined): void {
     if (this.connection !== connection) return;
     this.connection = undefined;
+    this.probing = undefined;
     this.welcome = undefined;
     // The dispatcher re-queues every attempt of a lost stream; finishing them here would be rejected.
     for (const [taskId, flight] of this.inFlight) {
@@ -266,8 +347,10 @@ export class Worker {
     }
     this.notify();
     if (this.state === 'DRAINING' || this.state === 'STOPPED') return;
-    const moving = this.movingReason !== '' && error === undefined;
+    // A GoAway move, or a silent dispatcher left for one that answers: reconnect at once, not a failure.
+    const moving = (this.movingReason !== '' && error === undefined) || this.abandoned === connection;
     this.movingReason = '';
+    this.abandoned = undefined;
     const calmDown = error?.code === Status.RESOURCE_EXHAUSTED;
     if (calmDown) {
       // RST_STREAM ENHANCE_YOUR_CALM (or a memory limit): back off harder before trying again.
