@@ -20,6 +20,15 @@ import { backoffDelayMs, type BackoffPolicy } from '../core/backoff';
  *   empty 200, which the client reads as "nothing changed"; its loop then
  *   sees that it is closed and stops.
  *
+ * - A long poll that comes back quickly (under QUICK_POLL_MS), whatever
+ *   it says, is paced like a failure: the next poll waits
+ *   NACOS_QUICK_POLL_BACKOFF (100 ms, doubling up to 2 s). A healthy Nacos
+ *   holds the poll ~29.5 s unless the config changes, so only a burst of
+ *   changes is slowed, and only by the wait before the next poll. A server
+ *   or proxy that answers every poll at once, or whose MD5 never matches
+ *   the client's (each answer then also costs a GET), would otherwise
+ *   drive the client's loop at hundreds of requests a second.
+ *
  * Answers below 500 (403 for bad credentials, 404) go up unchanged; after a
  * 4xx other than 404 the next request still waits its backoff. Each
  * request uses its own connection (no keep-alive agent), so nothing stays
@@ -41,23 +50,46 @@ export interface NacosHttpResponse {
 
 export const NACOS_RETRY_BACKOFF: BackoffPolicy = { initialMs: 100, multiplier: 2, maxMs: 5_000, jitter: 0.5 };
 
+export const NACOS_QUICK_POLL_BACKOFF: BackoffPolicy = { initialMs: 100, multiplier: 2, maxMs: 2_000, jitter: 0.5 };
+
+/** A long poll answered sooner than this counts as quick (a healthy one is held ~29.5 s). */
+export const QUICK_POLL_MS = 1_000;
+
+const LISTENER_PATH = '/v1/cs/configs/listener';
+
 const CLOSED_ANSWER: NacosHttpResponse = { status: 200, data: '', headers: {} };
 
 export class NacosHttpClient {
   private closed = false;
   private failures = 0;
+  /** Long polls in a row answered within QUICK_POLL_MS. */
+  private quickPolls = 0;
   private readonly cancels = new Set<() => void>();
   /** Requests sent and failures seen, for tests and logs. */
-  readonly stats = { requests: 0, failures: 0, backoffWaits: 0 };
+  readonly stats = { requests: 0, failures: 0, backoffWaits: 0, pollPacingWaits: 0 };
 
   constructor(
     /** Told of every failed attempt (it is retried); the caller decides what to log. */
     private readonly onFailure: (error: Error, consecutiveFailures: number) => void = () => {},
     private readonly backoff: BackoffPolicy = NACOS_RETRY_BACKOFF,
     private readonly random: () => number = Math.random,
+    private readonly pollPacing: { backoff: BackoffPolicy; quickMs: number; nowMs: () => number } = { backoff: NACOS_QUICK_POLL_BACKOFF, quickMs: QUICK_POLL_MS, nowMs: () => performance.now() },
   ) {}
 
   async request(url: string, options: NacosHttpRequestOptions = {}): Promise<NacosHttpResponse> {
+    if (!new URL(url).pathname.endsWith(LISTENER_PATH)) return this.attempt(url, options);
+    if (this.quickPolls > 0) {
+      this.stats.pollPacingWaits += 1;
+      await this.pause(backoffDelayMs(this.pollPacing.backoff, this.quickPolls, this.random));
+    }
+    const startedMs = this.pollPacing.nowMs();
+    const response = await this.attempt(url, options);
+    this.quickPolls = this.pollPacing.nowMs() - startedMs < this.pollPacing.quickMs ? this.quickPolls + 1 : 0;
+    return response;
+  }
+
+  /** One request, retried after failures with backoff until answered or closed. */
+  private async attempt(url: string, options: NacosHttpRequestOptions): Promise<NacosHttpResponse> {
     for (;;) {
       if (this.failures > 0) {
         this.stats.backoffWaits += 1;

@@ -18,6 +18,9 @@
  *   request's parameters (query and form body merged, like the real server's Servlet
  *   parameters), otherwise 403.
  * - Test knobs: `blackhole` (read requests, never answer; wins over failNext), `failNext(n, status)`,
+ *   `pollsAnswerAtOnce` ('unchanged': every long poll is answered at once with nothing changed, like
+ *   a proxy that cuts held requests; 'changed': at once with every key changed, like a server whose
+ *   MD5 never matches the client's),
  *   `releaseHeldPolls()`, counters, `openConnections`, `heldPolls`, and events
  *   'request' (kind), 'pollHeld', 'pollAnswered' (changed key count), 'pollDropped'.
  *
@@ -68,6 +71,8 @@ export class NacosTestServer extends EventEmitter {
   holdMs: number;
   /** When true, requests are read (and counted) but never answered. */
   blackhole = false;
+  /** Misbehaviour of the long poll: answer it at once, as unchanged or as changed, instead of holding it. */
+  pollsAnswerAtOnce: 'unchanged' | 'changed' | undefined = undefined;
   readonly requests: Record<RequestKind, number> = { get: 0, publish: 0, remove: 0, listen: 0 };
 
   private readonly store = new Map<string, string>();
@@ -220,6 +225,7 @@ export class NacosTestServer extends EventEmitter {
       if (!dataId || !group || md5 === undefined || rest.length > 0) return send(res, 400, 'malformed Listening-Configs');
       watches.push({ dataId, group, md5, tenant: tenant ?? '' });
     }
+    if (this.pollsAnswerAtOnce !== undefined) return this.respond(res, this.pollsAnswerAtOnce === 'changed' ? watches : []);
     const changed = this.changed(watches);
     const timeout = Number(req.headers['long-pulling-timeout'] ?? NaN);
     if (changed.length > 0 || !Number.isFinite(timeout)) return this.respond(res, changed);

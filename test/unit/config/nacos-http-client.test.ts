@@ -93,6 +93,38 @@ describe('NacosHttpClient', () => {
     return c;
   }
 
+  it('paces long polls that come back quickly, whatever they say, and stops pacing after one that was held', async () => {
+    let clockMs = 0;
+    let holdNext = false;
+    const server = await serve((_req, res) => {
+      // A held poll: the clock moves past quickMs while the server holds it.
+      if (holdNext) clockMs += 5_000;
+      holdNext = false;
+      res.writeHead(200).end('');
+    });
+    const waits: number[] = [];
+    // random 1 with jitter 0.5: each wait is its full delay, so the sequence is exact.
+    const c = client(undefined, FAST_BACKOFF, () => 1, { backoff: { initialMs: 8, multiplier: 2, maxMs: 32, jitter: 0.5 }, quickMs: 1_000, nowMs: () => clockMs });
+    const poll = async (): Promise<void> => {
+      const before = performance.now();
+      await c.request(`${server.url}/nacos/v1/cs/configs/listener`, { method: 'POST' });
+      waits.push(performance.now() - before);
+    };
+    for (let i = 0; i < 5; i++) await poll();
+    // Polls 2..5 each waited first (8, 16, 32, 32 ms): four pacing waits.
+    expect(c.stats.pollPacingWaits).toBe(4);
+    expect(waits[4]).toBeGreaterThanOrEqual(30);
+    // A poll that is held ends the pacing.
+    holdNext = true;
+    await c.request(`${server.url}/nacos/v1/cs/configs/listener`, { method: 'POST' });
+    const pacedBefore = c.stats.pollPacingWaits;
+    await poll();
+    expect(c.stats.pollPacingWaits).toBe(pacedBefore);
+    // Other requests (GET of the config) are never paced.
+    await c.request(`${server.url}/nacos/v1/cs/configs`);
+    expect(c.stats.pollPacingWaits).toBe(pacedBefore);
+  });
+
   it('retries 5xx answers with backoff until Nacos answers, telling onFailure each time', async () => {
     const server = await serve((_req, res, n) => {
       if (n <= 3) res.writeHead(500).end('busy');
@@ -106,7 +138,7 @@ describe('NacosHttpClient', () => {
     expect(response.status).toBe(200);
     expect(response.data).toBe('version: 1\n');
     expect(response.headers['content-type']).toBe('text/plain');
-    expect(c.stats).toEqual({ requests: 4, failures: 3, backoffWaits: 3 });
+    expect(c.stats).toEqual({ requests: 4, failures: 3, backoffWaits: 3, pollPacingWaits: 0 });
     expect(failures).toEqual([
       ['Nacos answered 500: busy', 1],
       ['Nacos answered 500: busy', 2],
@@ -135,7 +167,7 @@ describe('NacosHttpClient', () => {
     expect(failures.map((e) => e.message)).toEqual(['Nacos answered 403: unknown user']);
     // The nacos agent repeats a 403 in its loop at once: here the repeat waits.
     await c.request(`${server.url}/nacos/v1/cs/configs`);
-    expect(c.stats).toEqual({ requests: 2, failures: 2, backoffWaits: 1 });
+    expect(c.stats).toEqual({ requests: 2, failures: 2, backoffWaits: 1, pollPacingWaits: 0 });
   });
 
   it('a 404 (no such config) is an answer: no backoff after it', async () => {
@@ -143,7 +175,7 @@ describe('NacosHttpClient', () => {
     const c = client(() => {}, FAST_BACKOFF);
     expect(await c.request(`${server.url}/nacos/v1/cs/configs`)).toMatchObject({ status: 404 });
     await c.request(`${server.url}/nacos/v1/cs/configs`);
-    expect(c.stats).toEqual({ requests: 2, failures: 0, backoffWaits: 0 });
+    expect(c.stats).toEqual({ requests: 2, failures: 0, backoffWaits: 0, pollPacingWaits: 0 });
   });
 
   it('a request that times out is retried', async () => {
