@@ -1,6 +1,7 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { backoffDelayMs, type BackoffPolicy } from '../core/backoff';
+import { MAX_DOCUMENT_BYTES } from './document-text';
 
 /**
  * The `httpclient` the nacos package's HttpAgent calls (urllib's
@@ -29,6 +30,8 @@ import { backoffDelayMs, type BackoffPolicy } from '../core/backoff';
  *   the client's (each answer then also costs a GET), would otherwise
  *   drive the client's loop at hundreds of requests a second.
  *
+ * - An answer is read up to MAX_DOCUMENT_BYTES + 1 bytes, never more.
+ *
  * Answers below 500 (403 for bad credentials, 404) go up unchanged; after a
  * 4xx other than 404 the next request still waits its backoff. Each
  * request uses its own connection (no keep-alive agent), so nothing stays
@@ -54,6 +57,9 @@ export const NACOS_QUICK_POLL_BACKOFF: BackoffPolicy = { initialMs: 100, multipl
 
 /** A long poll answered sooner than this counts as quick (a healthy one is held ~29.5 s). */
 export const QUICK_POLL_MS = 1_000;
+
+/** An answer is read up to one byte more than the largest document, so a larger one is refused, never held in memory. */
+const MAX_ANSWER_BYTES = MAX_DOCUMENT_BYTES + 1;
 
 const LISTENER_PATH = '/v1/cs/configs/listener';
 
@@ -185,7 +191,17 @@ export class NacosHttpClient {
       });
       req.on('response', (res) => {
         const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          chunks.push(chunk);
+          size += chunk.length;
+          if (size <= MAX_ANSWER_BYTES) return;
+          // Larger than any document the gate accepts: stop reading. The
+          // first MAX_ANSWER_BYTES go up, and the gate refuses them by size.
+          done();
+          req.destroy();
+          resolve({ status: res.statusCode ?? 0, data: Buffer.concat(chunks).subarray(0, MAX_ANSWER_BYTES).toString('utf8'), headers: res.headers });
+        });
         res.on('error', (err) => {
           done();
           reject(err);

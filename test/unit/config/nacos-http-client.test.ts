@@ -1,6 +1,7 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { MAX_DOCUMENT_BYTES } from '../../../src/config/document-text';
 import { NacosHttpClient } from '../../../src/config/nacos-http-client';
 import type { BackoffPolicy } from '../../../src/core/backoff';
 
@@ -123,6 +124,30 @@ describe('NacosHttpClient', () => {
     // Other requests (GET of the config) are never paced.
     await c.request(`${server.url}/nacos/v1/cs/configs`);
     expect(c.stats.pollPacingWaits).toBe(pacedBefore);
+  });
+
+  it('reads an answer only up to one byte more than the largest document, however large it is', async () => {
+    // 64 MiB, sent lazily: the client must stop reading long before the end.
+    let sent = 0;
+    const server = await serve((_req, res) => {
+      res.writeHead(200);
+      const chunk = Buffer.alloc(64 * 1024, 0x61);
+      const more = (): void => {
+        while (sent < 64 * 1024 * 1024 && !res.destroyed) {
+          sent += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', more);
+        }
+        res.end();
+      };
+      res.on('close', () => undefined);
+      more();
+    });
+    const c = client(undefined, FAST_BACKOFF);
+    const response = await c.request(`${server.url}/nacos/v1/cs/configs`);
+    expect(response.status).toBe(200);
+    expect(Buffer.byteLength(response.data)).toBe(MAX_DOCUMENT_BYTES + 1);
+    expect(sent).toBeLessThan(64 * 1024 * 1024);
+    expect(c.inFlight).toBe(0);
   });
 
   it('retries 5xx answers with backoff until Nacos answers, telling onFailure each time', async () => {
