@@ -50,7 +50,9 @@ export function createLogger(name: string): Logger {
  * Lets at most `maxLines` log lines through per window of `windowMs`, so a
  * flood of the same event does not flood the log; counts the ones it holds
  * back. `take` tells whether to log now, and how many were held back in the
- * window that just ended (0 while a window runs).
+ * window that just ended (0 while a window runs). Pure: the time is passed
+ * in. RateLimitedLog (below) owns the timer that reports a held-back count
+ * when no later line comes to carry it.
  */
 export class LogLimiter {
   private windowStartMs = Number.NEGATIVE_INFINITY;
@@ -76,5 +78,72 @@ export class LogLimiter {
     }
     this.suppressed += 1;
     return { log: false, suppressedBefore };
+  }
+
+  /** When the window holding back lines ends; undefined when none is held back. */
+  get flushDueMs(): number | undefined {
+    return this.suppressed > 0 ? this.windowStartMs + this.windowMs : undefined;
+  }
+
+  /** The count held back in a window that has ended by `nowMs` (then forgotten); 0 while the window runs. */
+  flush(nowMs: number): number {
+    if (nowMs - this.windowStartMs < this.windowMs) return 0;
+    return this.drain();
+  }
+
+  /** The count held back so far, whatever the time (then forgotten). */
+  drain(): number {
+    const count = this.suppressed;
+    this.suppressed = 0;
+    return count;
+  }
+}
+
+/**
+ * A LogLimiter with the timer that makes its count reach the log: lines
+ * held back are reported when the next line gets through, or at the end of
+ * their window if none does, or at close().
+ *
+ * Invariant: a timer is pending only while lines are held back; it is
+ * unref'd (it never keeps a process alive) and close() clears it.
+ */
+export class RateLimitedLog {
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly limiter: LogLimiter,
+    /** Writes the one line that says how many were held back. */
+    private readonly reportHeldBack: (count: number) => void,
+    private readonly nowMs: () => number = Date.now,
+  ) {}
+
+  /** Runs `write` if the limiter lets a line through now. */
+  write(write: () => void): void {
+    const { log, suppressedBefore } = this.limiter.take(this.nowMs());
+    if (suppressedBefore > 0) this.reportHeldBack(suppressedBefore);
+    if (log) write();
+    else this.schedule();
+  }
+
+  /** Reports what is held back now, and leaves no timer. Idempotent. */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const count = this.limiter.drain();
+    if (count > 0) this.reportHeldBack(count);
+  }
+
+  private schedule(): void {
+    const due = this.limiter.flushDueMs;
+    if (this.closed || this.timer !== undefined || due === undefined) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      const count = this.limiter.flush(this.nowMs());
+      if (count > 0) this.reportHeldBack(count);
+      else this.schedule(); // woke early by the clock: wait for the rest of the window
+    }, Math.max(1, due - this.nowMs()));
+    this.timer.unref();
   }
 }

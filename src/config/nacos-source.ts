@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { createLogger, LogLimiter } from '../log';
+import { createLogger, LogLimiter, RateLimitedLog } from '../log';
 import type { ConfigSource } from './config-source';
 import { NacosHttpClient } from './nacos-http-client';
 import { describeNacosTarget, type NacosTarget } from './nacos-url';
@@ -63,8 +63,10 @@ function dataClientClass(): DataClientClass {
 export class NacosSource implements ConfigSource {
   readonly http: NacosHttpClient;
   private client: NacosDataClient | undefined;
-  /** Every failed attempt is reported; one line per 10 s is enough. */
-  private readonly errorLog = new LogLimiter(1, 10_000);
+  /** Every failed attempt is reported; one line per 10 s is enough, and one more says how many were left out. */
+  private readonly errorLog = new RateLimitedLog(new LogLimiter(1, 10_000), (suppressed) =>
+    log.warn('Nacos errors not logged in the last window', { source: this.description, suppressed }),
+  );
 
   constructor(
     readonly target: NacosTarget,
@@ -105,16 +107,16 @@ export class NacosSource implements ConfigSource {
       for (const worker of workers) worker.on('error', () => {});
     }
     this.http.close();
+    this.errorLog.close();
   }
 
   private logError(err: Error, consecutiveFailures?: number): void {
-    const { log: now, suppressedBefore } = this.errorLog.take(Date.now());
-    if (!now) return;
-    log.warn('Nacos is unreachable or answered with an error; the config in force stays and polling goes on with backoff', {
-      source: this.description,
-      error: { name: err.name, message: err.message.slice(0, 300) },
-      consecutiveFailures,
-      suppressedSinceLast: suppressedBefore,
-    });
+    this.errorLog.write(() =>
+      log.warn('Nacos is unreachable or answered with an error; the config in force stays and polling goes on with backoff', {
+        source: this.description,
+        error: { name: err.name, message: err.message.slice(0, 300) },
+        consecutiveFailures,
+      }),
+    );
   }
 }

@@ -1,4 +1,4 @@
-import { createLogger, LogLimiter } from '../log';
+import { createLogger, LogLimiter, RateLimitedLog } from '../log';
 import { ConfigGate, OFFER_RESULTS, type Decision, type OfferResult } from './config-gate';
 import type { ConfigSource } from './config-source';
 import { LastGoodSnapshot } from './last-good-snapshot';
@@ -58,12 +58,17 @@ export class RuntimeConfig {
   private lastRefusal: RuntimeConfigStatus['lastRefusal'];
   private started = false;
   private closed = false;
-  /** Refusal log lines are limited (a flood of bad documents must not flood the log); the counters see every one. */
-  private readonly refusalLog = new LogLimiter(20, 10_000);
+  /** At most 20 refusal lines per 10 s (a flood of bad documents must not flood the log); the counters see every one, and one line says how many were left out. */
+  private readonly refusalLog: RateLimitedLog;
 
   constructor(private readonly options: RuntimeConfigOptions) {
     this.gate = new ConfigGate(options.baseline, options.publicKeys ?? new PublicKeyRing());
     this.nowMs = options.nowMs ?? Date.now;
+    this.refusalLog = new RateLimitedLog(
+      new LogLimiter(20, 10_000),
+      (suppressed) => log.warn('runtime config refusals not logged in the last window (see zonal_config_updates_total)', { suppressed }),
+      this.nowMs,
+    );
     this.snapshot =
       options.dataDir === undefined
         ? undefined
@@ -124,25 +129,20 @@ export class RuntimeConfig {
     } else if (decision.result !== 'duplicate') {
       this.lastRefusal = { result: decision.result, reason: decision.reason, version: decision.version, at: new Date(now).toISOString(), from: origin };
       // A repeat of a refusal already logged (the same text read again) is not logged again.
-      if (!decision.repeated && this.mayLogRefusal(now)) {
+      if (!decision.repeated) {
         const level = decision.result === 'empty' || decision.result === 'stale' ? 'info' : 'warn';
-        log[level](`runtime config update refused (${decision.result}); the config in force stays`, {
-          reason: decision.reason,
-          version: decision.version,
-          inForce: decision.previous.version,
-          from: origin,
-        });
+        this.refusalLog.write(() =>
+          log[level](`runtime config update refused (${decision.result}); the config in force stays`, {
+            reason: decision.reason,
+            version: decision.version,
+            inForce: decision.previous.version,
+            from: origin,
+          }),
+        );
       }
     }
     for (const listener of this.decisionListeners) listener(decision, origin, publishToApplyMs);
     return decision;
-  }
-
-  /** At most 20 refusal lines per 10 s; then one line says how many were left out. */
-  private mayLogRefusal(now: number): boolean {
-    const { log: ok, suppressedBefore } = this.refusalLog.take(now);
-    if (suppressedBefore > 0) log.warn('runtime config refusals not logged in the last window (see zonal_config_updates_total)', { suppressed: suppressedBefore });
-    return ok;
   }
 
   /** How many documents ended in each result since start. */
@@ -168,6 +168,7 @@ export class RuntimeConfig {
     if (this.closed) return;
     this.closed = true;
     await this.options.source?.close();
+    this.refusalLog.close();
     await this.snapshot?.flush();
     this.listeners.clear();
     this.decisionListeners.clear();
