@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { parse as parseYaml } from 'yaml';
-import { documentDepthBound, MAX_DOCUMENT_DEPTH } from './document-depth';
+import { MAX_DOCUMENT_DEPTH, MAX_DOCUMENT_TOKENS, measureDocumentShape } from './document-shape';
 import { decodeDocument, documentBytes, MAX_DOCUMENT_BYTES } from './document-text';
 import { baselineSettings, compileRuntimeDocument, RuntimeSchemaError, type RuntimeBaseline, type RuntimeSettings } from './runtime-schema';
 import type { PublicKeyRing } from './signature';
@@ -102,9 +102,10 @@ export class ConfigGate {
   private check(text: string, previous: RuntimeSettings): Refusal | { next: RuntimeSettings } {
     const verified = this.keys.verify(text);
     if (!verified.ok) return { result: 'bad_signature', reason: verified.reason, version: peekVersion(text) };
-    // The parser composes nested nodes recursively: measure nesting first.
-    const depth = documentDepthBound(verified.body);
-    if (depth > MAX_DOCUMENT_DEPTH) return { result: 'invalid', reason: `nested more than ${MAX_DOCUMENT_DEPTH} levels deep`, version: undefined };
+    // The parser composes nested nodes recursively, at ~4 µs a token: measure both first.
+    const shape = measureDocumentShape(verified.body);
+    if (shape.depth > MAX_DOCUMENT_DEPTH) return { result: 'invalid', reason: `nested more than ${MAX_DOCUMENT_DEPTH} levels deep`, version: undefined };
+    if (shape.tokens > MAX_DOCUMENT_TOKENS) return { result: 'invalid', reason: `more than ${MAX_DOCUMENT_TOKENS} YAML tokens (keys, values, punctuation); a runtime document is a few hundred`, version: undefined };
     let value: unknown;
     try {
       value = parseYaml(verified.body, { maxAliasCount: 16, prettyErrors: false });

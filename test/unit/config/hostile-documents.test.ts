@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigGate, MAX_DOCUMENT_BYTES, REFUSED_TEXTS_REMEMBERED } from '../../../src/config/config-gate';
-import { MAX_DOCUMENT_DEPTH } from '../../../src/config/document-depth';
+import { MAX_DOCUMENT_DEPTH, MAX_DOCUMENT_TOKENS } from '../../../src/config/document-shape';
 import { DEFAULT_BASELINE, MAX_CONFIG_VERSION } from '../../../src/config/runtime-schema';
 import { PublicKeyRing } from '../../../src/config/signature';
 
@@ -55,6 +55,15 @@ describe('hostile documents', () => {
     expect(gate.current.version).toBe(0);
     // Still works afterwards.
     expect(gate.offer('version: 3\n').result).toBe('applied');
+  });
+
+  it(`a document of more than ${MAX_DOCUMENT_TOKENS} tokens is refused before it is parsed (parsing costs ~4 µs a token)`, () => {
+    const gate = openGate();
+    const pairs = (n: number): string => `version: 2\nslo:\n  pairs:\n${Array.from({ length: n }, (_, i) => `    "a->b${i}": { p99Ms: 1 }\n`).join('')}`;
+    expect(gate.offer(pairs(60)).result).toBe('applied');
+    const many = gate.offer(pairs(200).replace('version: 2', 'version: 3'));
+    expect(many).toMatchObject({ result: 'invalid', reason: expect.stringMatching(/^more than 1000 YAML tokens/) });
+    expect(gate.current.version).toBe(2);
   });
 
   it('a refused text is remembered by hash, so a stale or invalid repeat is not parsed again; the memory is bounded', () => {

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { documentDepthBound, MAX_DOCUMENT_DEPTH } from '../../../src/config/document-depth';
+import { MAX_DOCUMENT_DEPTH, MAX_DOCUMENT_TOKENS, measureDocumentShape } from '../../../src/config/document-shape';
+
+const documentDepthBound = (text: string, depth = MAX_DOCUMENT_DEPTH): number => measureDocumentShape(text, { depth, tokens: Number.POSITIVE_INFINITY }).depth;
 
 /** The real nesting depth of a parsed value (only for texts shallow enough to parse). */
 function realDepth(value: unknown): number {
@@ -11,7 +13,7 @@ function realDepth(value: unknown): number {
 
 const deepFlow = (n: number): string => `{"version": 2, "x": ${'['.repeat(n)}${']'.repeat(n)}}`;
 
-describe('documentDepthBound', () => {
+describe('measureDocumentShape', () => {
   const shallow: Record<string, string> = {
     'flat YAML': 'version: 1\nlogLevel: info\n',
     'the documented example shape': 'version: 1\nkeepalive:\n  minIntervalMs: 500\nbackoff: { initialMs: 1000, multiplier: 2 }\nslo:\n  defaultP99Ms: 250\n  pairs:\n    "zone-a->zone-b": { p99Ms: 40 }\n    "c->d":\n      p99Ms: 3\n',
@@ -47,10 +49,16 @@ describe('documentDepthBound', () => {
     expect(documentDepthBound(keys, 1_000)).toBeGreaterThanOrEqual(100);
   });
 
+  it('counts tokens, and stops counting past the limit', () => {
+    expect(measureDocumentShape('version: 1\n').tokens).toBeLessThan(10);
+    const many = `x: [${'1,'.repeat(5_000)}1]\n`;
+    expect(measureDocumentShape(many).tokens).toBe(MAX_DOCUMENT_TOKENS + 1);
+  });
+
   it('stops early on the issue\'s 200,000-level document, in a few milliseconds', () => {
     const text = deepFlow(200_000);
     const started = performance.now();
-    expect(documentDepthBound(text)).toBeGreaterThan(MAX_DOCUMENT_DEPTH);
+    expect(measureDocumentShape(text).depth).toBeGreaterThan(MAX_DOCUMENT_DEPTH);
     // Generous bound for a loaded CI box; it stops after ~65 tokens.
     expect(performance.now() - started).toBeLessThan(200);
   });

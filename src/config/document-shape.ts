@@ -9,13 +9,31 @@ import { CST, Lexer } from 'yaml';
  */
 export const MAX_DOCUMENT_DEPTH = 64;
 
+/**
+ * Most lexical tokens (keys, values, punctuation, spaces) a runtime
+ * document may have. Composing costs the yaml package about 4 µs a token,
+ * so this, not the byte size, is what bounds the event-loop stall of a
+ * document that passes the lexer: a typical document has 100-300 tokens,
+ * one slo pair in flow style about 15 (so about 65 pairs fit; pairs not
+ * listed use slo.defaultP99Ms).
+ */
+export const MAX_DOCUMENT_TOKENS = 1_000;
+
+export interface DocumentShape {
+  /** An upper bound of the nesting depth (stops counting past the limit). */
+  depth: number;
+  /** Tokens counted (stops counting past the limit). */
+  tokens: number;
+}
+
 const BLOCK_INDICATORS = new Set(['seq-item-ind', 'explicit-key-ind']);
 
 /**
- * An upper bound of the nesting depth of a YAML/JSON text, from the yaml
+ * The size of a YAML/JSON text as the parser will see it: its token count
+ * and an upper bound of its nesting depth, from the yaml
  * package's own lexer (a state machine: no recursion, constant memory), so
  * quotes, comments and block scalars are read exactly as the parser will
- * read them. Stops as soon as the bound passes `limit`.
+ * read them. Stops as soon as either passes its limit.
  *
  * - Flow collections (`[`, `{`) count one level each.
  * - Block collections: every nested block collection starts further right,
@@ -23,7 +41,8 @@ const BLOCK_INDICATORS = new Set(['seq-item-ind', 'explicit-key-ind']);
  *   so each indentation level counts two; compact indicators on one line
  *   (`- - - x`, `? - x`) count one each.
  */
-export function documentDepthBound(text: string, limit = MAX_DOCUMENT_DEPTH): number {
+export function measureDocumentShape(text: string, limits = { depth: MAX_DOCUMENT_DEPTH, tokens: MAX_DOCUMENT_TOKENS }): DocumentShape {
+  let tokens = 0;
   let flow = 0;
   let deepest = 0;
   const indents: number[] = [];
@@ -31,6 +50,8 @@ export function documentDepthBound(text: string, limit = MAX_DOCUMENT_DEPTH): nu
   let lineStart = true;
   let lineIndicators = 0;
   for (const token of new Lexer().lex(text)) {
+    tokens += 1;
+    if (tokens > limits.tokens) break;
     const type = CST.tokenType(token);
     if (type === 'flow-map-start' || type === 'flow-seq-start') flow += 1;
     else if ((type === 'flow-map-end' || type === 'flow-seq-end') && flow > 0) flow -= 1;
@@ -45,7 +66,7 @@ export function documentDepthBound(text: string, limit = MAX_DOCUMENT_DEPTH): nu
     const depth = 2 * indents.length + lineIndicators + flow;
     if (depth > deepest) {
       deepest = depth;
-      if (deepest > limit) return deepest;
+      if (deepest > limits.depth) break;
     }
     // Markers the lexer inserts (document, scalar) are not in the source.
     if (token.length === 1 && token.charCodeAt(0) < 0x20 && token !== '\n' && token !== '\t') continue;
@@ -59,7 +80,7 @@ export function documentDepthBound(text: string, limit = MAX_DOCUMENT_DEPTH): nu
       }
     }
   }
-  return deepest;
+  return { depth: deepest, tokens };
 }
 
 function isContent(type: string | null, token: string): boolean {
