@@ -2,7 +2,11 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { RUNTIME_DOCUMENT_SCHEMA } from '../../../src/config/runtime-schema';
+import { REFUSED_TEXTS_REMEMBERED } from '../../../src/config/config-gate';
+import { MAX_DOCUMENT_DEPTH, MAX_DOCUMENT_TOKENS } from '../../../src/config/document-shape';
+import { MAX_DOCUMENT_BYTES } from '../../../src/config/document-text';
+import { FILE_STABLE_MS } from '../../../src/config/file-source';
+import { MAX_CONFIG_VERSION, RUNTIME_DOCUMENT_SCHEMA } from '../../../src/config/runtime-schema';
 
 /** Every key of the runtime document is documented in docs/configuration.md, so the page stays true. */
 function keyPaths(schema: z.ZodType, prefix = ''): string[] {
@@ -31,5 +35,19 @@ describe('docs/configuration.md', () => {
 
   it.each(paths)('documents %s in the key table', (key) => {
     expect(page).toContain(`| \`${key}\` |`);
+  });
+});
+
+describe('docs/configuration.md states the limits the code enforces', () => {
+  const page = readFileSync(path.join(__dirname, '../../../docs/configuration.md'), 'utf8');
+  it.each([
+    ['MAX_DOCUMENT_BYTES', `${MAX_DOCUMENT_BYTES / 1024} KiB (\`MAX_DOCUMENT_BYTES\`)`],
+    ['MAX_DOCUMENT_DEPTH', `${MAX_DOCUMENT_DEPTH} levels (\`MAX_DOCUMENT_DEPTH\`)`],
+    ['MAX_DOCUMENT_TOKENS', `${MAX_DOCUMENT_TOKENS.toLocaleString('en-US')} (\`MAX_DOCUMENT_TOKENS\`)`],
+    ['MAX_CONFIG_VERSION', `1 to 10^${Math.log10(MAX_CONFIG_VERSION)} (\`MAX_CONFIG_VERSION\`)`],
+    ['FILE_STABLE_MS', `**${FILE_STABLE_MS / 1000} s** apart\n(\`FILE_STABLE_MS\`)`],
+    ['REFUSED_TEXTS_REMEMBERED', `the last ${REFUSED_TEXTS_REMEMBERED}\nrefused texts`],
+  ])('%s', (_name, text) => {
+    expect(page).toContain(text);
   });
 });
