@@ -45,7 +45,7 @@ export class StoreDamagedError extends ZonalError {
     const found = problems.slice(0, 3).join('; ') + (problems.length > 3 ? `; and ${problems.length - 3} more` : '');
     super(
       'STORE_DAMAGED',
-      `the store ${path} is damaged (${found}). Restore it from a backup, or recover it with \`sqlite3 ${path} .recover\`. To start anyway, pass --allow-damaged-store (ZONAL_ALLOW_DAMAGED_STORE=true): it serves what can still be read, or, when SQLite cannot read the file at all, moves it aside and starts empty; tasks in the damaged part answer TASK_NOT_FOUND.`,
+      `the store ${path} is damaged (${found}). Restore it from a backup, or recover what it holds with \`sqlite3 ${path} .recover | sqlite3 recovered.db\` and put that in its place. To start anyway, pass --allow-damaged-store (ZONAL_ALLOW_DAMAGED_STORE=true): it serves what can still be read, or, when SQLite cannot read the file at all, moves it aside and starts empty; tasks in the damaged part answer TASK_NOT_FOUND.`,
       options,
     );
     this.name = 'StoreDamagedError';
