@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
-import { existsSync, renameSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, renameSync, statSync } from 'node:fs';
+import { freemem } from 'node:os';
 import { StoreDamagedError } from '../store-errors';
 
 /** The files of one database in WAL mode: the database, its WAL and its shared-memory index. */
@@ -7,6 +8,9 @@ const SQLITE_SUFFIXES = ['', '-wal', '-shm'] as const;
 
 /** Problems `quick_check` lists at most (the first ones say enough). */
 const MAX_PROBLEMS = 10;
+
+/** Read size of the page-cache warm-up. */
+const WARM_CHUNK_BYTES = 1 << 20;
 
 /** SQLite result codes that mean the contents are damaged (not: missing, locked, no permission). */
 export function isDamageError(err: unknown): boolean {
@@ -25,6 +29,7 @@ export function isDamageError(err: unknown): boolean {
  * createStoreFile).
  */
 export function checkIntegrity(db: Database.Database, path: string, mustHaveSchema: boolean): void {
+  warmPageCache(path);
   let problems: string[];
   try {
     const rows = db.pragma(`quick_check(${MAX_PROBLEMS})`) as { quick_check: string }[];
@@ -38,6 +43,27 @@ export function checkIntegrity(db: Database.Database, path: string, mustHaveSche
     throw err;
   }
   if (problems.length > 0) throw new StoreDamagedError(path, problems, false);
+}
+
+/**
+ * Reads the file once, front to back, when it fits in half the free memory.
+ * quick_check walks the b-trees in page order, which on a cold cache is
+ * random I/O: on 1 GB this cut it from 9 s to 2 s (docs/operations.md).
+ */
+function warmPageCache(path: string): void {
+  const size = statSync(path).size;
+  if (size === 0 || size > freemem() / 2) return;
+  const fd = openSync(path, 'r');
+  try {
+    const chunk = Buffer.allocUnsafe(WARM_CHUNK_BYTES);
+    for (let offset = 0; offset < size; ) {
+      const read = readSync(fd, chunk, 0, chunk.length, offset);
+      if (read === 0) break;
+      offset += read;
+    }
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
