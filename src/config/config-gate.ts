@@ -82,7 +82,7 @@ export class ConfigGate {
     if (raw === null || raw === undefined) return decide(EMPTY);
     // Size first: it costs nothing, and nothing larger is ever hashed, decoded or scanned.
     const bytes = documentBytes(raw);
-    if (bytes > MAX_DOCUMENT_BYTES) return decide({ result: 'invalid', reason: `the document is ${bytes} bytes, larger than the limit of ${MAX_DOCUMENT_BYTES}`, version: undefined });
+    if (bytes > MAX_DOCUMENT_BYTES) return decide({ result: 'invalid', reason: `the document is larger than the limit of ${MAX_DOCUMENT_BYTES} bytes`, version: undefined });
     const hash = createHash('sha256').update(raw).digest('hex');
     const before = this.refused.get(hash);
     if (before !== undefined) return decide(before, true);

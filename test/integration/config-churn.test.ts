@@ -121,8 +121,11 @@ describe('config churn', () => {
     };
     let viaNacos = 0;
     let viaFile = 0;
+    /** Documents certain to be decided: every direct one, and the last one published to Nacos and written to the file. */
+    const certain = new Set<string>();
     const direct = Array.from({ length: 16 }, async (_, n) => {
       for (let text = take(); text !== undefined; text = take()) {
+        certain.add(text);
         await pause();
         config.offer(text, `deliverer-${n}`);
       }
@@ -147,6 +150,7 @@ describe('config churn', () => {
     // Let the last Nacos and file deliveries land.
     const lastNacos = nacos.get(DATA_ID, 'DEFAULT_GROUP');
     const lastFile = readFileSync(file, 'utf8');
+    for (const text of [lastNacos, lastFile]) if (text !== undefined) certain.add(text);
     await eventually(() => decisions.some((d) => d.text === lastNacos) && decisions.some((d) => d.text === lastFile), 10_000, 'the last Nacos and file documents to arrive');
     const elapsedMs = performance.now() - t0;
 
@@ -194,7 +198,12 @@ describe('config churn', () => {
     // The final state is the highest valid version that arrived, and it is what the snapshot holds.
     const highestArrived = Math.max(...decisions.filter((d) => d.text !== null && byText.get(d.text)?.kind === 'valid').map((d) => byText.get(d.text!)!.version));
     expect(config.current.version).toBe(highestArrived);
-    expect(highestArrived).toBe(maxValidVersion);
+    // A document published to Nacos or written to the file may be replaced
+    // before it is read (polls after quick answers are paced; a file is read
+    // once stable), so only the certain ones bound the final version.
+    const highestCertain = Math.max(...[...certain].filter((t) => byText.get(t)?.kind === 'valid').map((t) => byText.get(t)!.version));
+    expect(highestArrived).toBeGreaterThanOrEqual(highestCertain);
+    expect(highestArrived).toBeLessThanOrEqual(maxValidVersion);
     await config.flushSnapshot();
     expect(readFileSync(path.join(dir, 'data', 'runtime-config.last-good'), 'utf8')).toBe(inForceText);
   }, 120_000);
