@@ -55,7 +55,7 @@ export interface DispatcherDeps {
 export class Dispatcher {
   readonly engine: Engine;
   private readonly persister: Persister;
-  private readonly watchers = new WatchRegistry();
+  private readonly watchers = new WatchRegistry((error) => this.reportError(error, { where: 'watch listener' }));
   private readonly streams = new Map<string, WorkerStream>();
   private readonly clock: Clock;
   private tickTimer: NodeJS.Timeout | undefined;

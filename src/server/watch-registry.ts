@@ -3,9 +3,11 @@ import { isTerminal } from '../core/task-state';
 
 export type WatchListener = (record: TaskRecord) => void;
 
-/** WatchTask subscribers by task id; notified with every durable change. */
+/** WatchTask subscribers by task id; notified with every durable change. A listener that throws is reported and never keeps the others from hearing. */
 export class WatchRegistry {
   private readonly listeners = new Map<string, Set<WatchListener>>();
+
+  constructor(private readonly onError: (error: unknown) => void) {}
 
   add(taskId: string, listener: WatchListener): () => void {
     let set = this.listeners.get(taskId);
@@ -27,7 +29,13 @@ export class WatchRegistry {
     for (const record of records) {
       const set = this.listeners.get(record.id);
       if (set === undefined) continue;
-      for (const listener of [...set]) listener(record);
+      for (const listener of [...set]) {
+        try {
+          listener(record);
+        } catch (err) {
+          this.onError(err);
+        }
+      }
     }
   }
 

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import type { TaskRecord } from '../../src/core/task';
 import type { TaskState } from '../../src/core/task-state';
-import { untilTerminal } from '../../src/server/watch-registry';
+import { untilTerminal, WatchRegistry } from '../../src/server/watch-registry';
 
 function record(state: TaskState, version: number): TaskRecord {
   return { id: 't', state, version } as TaskRecord;
@@ -43,5 +43,20 @@ describe('a WatchTask subscriber', () => {
     s.deliver(record('CANCELLED', 4));
     expect(s.seen).toEqual(['CANCELLED@4']);
     expect(s.ends).toBe(1);
+  });
+});
+
+describe('the watch registry', () => {
+  it('reports a listener that throws and still notifies the others', () => {
+    const errors: unknown[] = [];
+    const registry = new WatchRegistry((err) => errors.push(err));
+    const heard: string[] = [];
+    registry.add('t', () => {
+      throw new Error('listener exploded');
+    });
+    registry.add('t', (r) => heard.push(`${r.state}@${r.version}`));
+    registry.notify([record('RUNNING', 3)]);
+    expect(heard).toEqual(['RUNNING@3']);
+    expect(errors).toMatchObject([{ message: 'listener exploded' }]);
   });
 });
