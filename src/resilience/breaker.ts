@@ -160,6 +160,17 @@ export class Breaker {
     return this.current === 'OPEN' ? this.openedAtMs + this.openedResetTimeoutMs : undefined;
   }
 
+  /**
+   * A probe the caller made outside the breaker succeeded (for example the
+   * first call after its connection came back): the dependency is healthy,
+   * so close now rather than at the next scheduled probe. No effect unless
+   * OPEN or HALF_OPEN.
+   */
+  recovered(): void {
+    if (this.shutDown || this.current === 'CLOSED') return;
+    this.circuit.close();
+  }
+
   /** Calls `listener` after every state change; returns the function that removes it. */
   onStateChange(listener: StateChangeListener): () => void {
     this.listeners.add(listener);

@@ -53,11 +53,14 @@ type Unary = (req: unknown, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | 
  *
  * The control plane is the dispatcher's external dependency, so heartbeats go
  * through a circuit breaker: while it is OPEN and the connection to the
- * control plane is down, heartbeats are skipped (no call, no log line). Once
- * the connection is READY again (a restarted control plane), heartbeats go
- * out at once, without waiting for the breaker's probe: a restarted control
- * plane sees every live dispatcher again within about one heartbeat interval
- * (it holds endpoint answers back for a health window, see ControlPlane). The shutdown calls (DRAINING, AwaitPropagated,
+ * control plane is down, heartbeats are skipped (no call, no log line). When
+ * the connection, seen down while the breaker was open, is READY again (a
+ * restarted control plane), one heartbeat goes out at once as a probe,
+ * without waiting for the breaker's: if it succeeds the breaker closes, so a
+ * restarted control plane sees every live dispatcher again within about one
+ * heartbeat interval (it holds endpoint answers back for a health window, see
+ * ControlPlane). A control plane that stays connected but answers errors
+ * gets only the breaker's own probes. The shutdown calls (DRAINING, AwaitPropagated,
  * Deregister) bypass it: each is one bounded best-effort attempt, and skipping
  * DRAINING would leave clients sending here until GoAway.
  */
@@ -67,6 +70,8 @@ export class RegistrationClient {
   private draining = false;
   private inFlight = false;
   private failures = 0;
+  /** While the breaker is OPEN: the connection was seen down, so its next READY earns one early probe. */
+  private reconnecting = false;
   private readonly breaker: Breaker;
   private readonly stopReporting: () => void;
 
@@ -145,10 +150,19 @@ export class RegistrationClient {
     if (this.breaker.state() === 'OPEN') {
       // Keep the connection trying (true: leave IDLE). While it is down, skip
       // without a call; the breaker turns HALF_OPEN after its reset timeout.
-      // Once it is READY the control plane is back: register now, not at the probe.
-      if (this.client.getChannel().getConnectivityState(true) !== grpc.connectivityState.READY) return;
-      attempt = heartbeat();
+      // Once it is READY again the control plane may be back: probe now, once.
+      if (this.client.getChannel().getConnectivityState(true) !== grpc.connectivityState.READY) {
+        this.reconnecting = true;
+        return;
+      }
+      if (!this.reconnecting) return;
+      this.reconnecting = false;
+      attempt = heartbeat().then((response) => {
+        this.breaker.recovered();
+        return response;
+      });
     } else {
+      this.reconnecting = false;
       attempt = this.breaker.fire(heartbeat);
     }
     this.inFlight = true;

@@ -64,6 +64,21 @@ describe('Breaker (opossum behind the resilience seam)', () => {
     expect(transitions).toEqual(['CLOSED->OPEN', 'OPEN->HALF_OPEN', 'HALF_OPEN->CLOSED']);
   });
 
+  it('recovered() closes an open breaker at once (a probe made outside it succeeded), and the old reset timer does nothing later', async () => {
+    await failTimes(3);
+    expect(breaker.state()).toBe('OPEN');
+    breaker.recovered();
+    expect(breaker.state()).toBe('CLOSED');
+    expect(await breaker.fire(ok)).toBe('ok');
+    // The failures that opened it were forgotten: one more does not open it again.
+    await failTimes(1);
+    vi.advanceTimersByTime(2_000);
+    expect(breaker.state()).toBe('CLOSED');
+    expect(transitions).toEqual(['CLOSED->OPEN', 'OPEN->CLOSED']);
+    breaker.recovered();
+    expect(transitions).toHaveLength(2);
+  });
+
   it('a failed probe opens it again for another resetTimeoutMs', async () => {
     await failTimes(3);
     vi.advanceTimersByTime(1_000);
