@@ -54,9 +54,9 @@ type Unary = (req: unknown, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | 
  * The control plane is the dispatcher's external dependency, so heartbeats go
  * through a circuit breaker: while it is OPEN and the connection to the
  * control plane is down, heartbeats are skipped (no call, no log line). When
- * the connection, seen down while the breaker was open, is READY again (a
- * restarted control plane), one heartbeat goes out at once as a probe,
- * without waiting for the breaker's: if it succeeds the breaker closes, so a
+ * the connection is READY again after being down (a restarted control
+ * plane), a heartbeat goes out at once, not at the next tick; while the
+ * breaker is open it is a probe made outside it: if it succeeds the breaker closes, so a
  * restarted control plane sees every live dispatcher again within about one
  * heartbeat interval (it holds endpoint answers back for a health window, see
  * ControlPlane). A control plane that stays connected but answers errors
@@ -70,7 +70,7 @@ export class RegistrationClient {
   private draining = false;
   private inFlight = false;
   private failures = 0;
-  /** While the breaker is OPEN: the connection was seen down, so its next READY earns one early probe. */
+  /** The connection left READY since the last heartbeat that got through: its next READY earns a heartbeat at once. */
   private reconnecting = false;
   private readonly breaker: Breaker;
   private readonly stopReporting: () => void;
@@ -104,8 +104,32 @@ export class RegistrationClient {
   }
 
   start(): void {
-    this.beat();
     this.timer = setInterval(() => this.beat(), this.options.intervalMs);
+    this.followConnection();
+    this.beat();
+  }
+
+  /**
+   * Watches the connection to the control plane: when it is READY again
+   * after being down (a restarted control plane), heartbeats at once instead
+   * of at the next tick, so the control plane sees this dispatcher within
+   * its warm-up. No timer: a watch with no deadline holds no handle.
+   */
+  private followConnection(): void {
+    const channel = this.client.getChannel();
+    const state = channel.getConnectivityState(false);
+    if (state === grpc.connectivityState.SHUTDOWN || this.timer === undefined) return;
+    channel.watchConnectivityState(state, Infinity, () => {
+      if (this.timer === undefined) return;
+      const next = channel.getConnectivityState(false);
+      if (next === grpc.connectivityState.READY) {
+        if (this.reconnecting) this.beat();
+      } else if (state === grpc.connectivityState.READY && next !== grpc.connectivityState.SHUTDOWN) {
+        // It was up and went down (not the first connect).
+        this.reconnecting = true;
+      }
+      this.followConnection();
+    });
   }
 
   /**
@@ -151,24 +175,20 @@ export class RegistrationClient {
       // Keep the connection trying (true: leave IDLE). While it is down, skip
       // without a call; the breaker turns HALF_OPEN after its reset timeout.
       // Once it is READY again the control plane may be back: probe now, once.
-      if (this.client.getChannel().getConnectivityState(true) !== grpc.connectivityState.READY) {
-        this.reconnecting = true;
-        return;
-      }
-      if (!this.reconnecting) return;
+      if (this.client.getChannel().getConnectivityState(true) !== grpc.connectivityState.READY || !this.reconnecting) return;
       this.reconnecting = false;
       attempt = heartbeat().then((response) => {
         this.breaker.recovered();
         return response;
       });
     } else {
-      this.reconnecting = false;
       attempt = this.breaker.fire(heartbeat);
     }
     this.inFlight = true;
     attempt.then(
       (response) => {
         this.inFlight = false;
+        this.reconnecting = false;
         if (this.failures > 0) log.info('control plane reachable again', { failures: this.failures });
         this.failures = 0;
         this.options.onHealthyZones((response as { healthyZones: string[] }).healthyZones);
