@@ -144,6 +144,11 @@ export function decideUpdate(tasks: LookupTasks, session: SessionState, update: 
   return { kind: 'apply', task: live, hold };
 }
 
+/** Whether the rules answered without knowing the task, so the store may know more (see withStoredTask). */
+export function answeredWithoutTask(ack: UpdateAckOut): boolean {
+  return ack.state === '' && ack.taskId !== '';
+}
+
 /**
  * Completes an answer the rules gave without knowing the task (state '',
  * because it is in neither memory nor the recently-finished list) with what

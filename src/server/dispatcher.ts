@@ -6,7 +6,7 @@ import type { CloseCause, HelloSpec, SessionState } from '../core/session';
 import { compileTaskSpec, type RawSubmit } from '../core/submit-spec';
 import type { TaskRecord } from '../core/task';
 import type { UpdateAckOut, WorkerUpdate } from '../core/update';
-import { withStoredTask } from '../core/update-rules';
+import { answeredWithoutTask, withStoredTask } from '../core/update-rules';
 import { ZonalError, type ErrorInfo } from '../errors';
 import { createLogger } from '../log';
 import { encodeAssignment } from '../protocol/codec';
@@ -256,7 +256,7 @@ export class Dispatcher {
 
   /** An ack about a task the engine does not know, completed with what the store says of it (see withStoredTask). */
   async withStoredState(ack: UpdateAckOut): Promise<UpdateAckOut> {
-    if (ack.state !== '' || ack.taskId === '') return ack;
+    if (!answeredWithoutTask(ack)) return ack;
     const stored = await this.deps.store.get(ack.taskId);
     return stored === undefined ? ack : withStoredTask(ack, stored);
   }

@@ -4,6 +4,7 @@ import type { SessionState, CloseCause, HelloSpec } from '../core/session';
 import { NAME_PATTERN } from '../core/submit-spec';
 import { MAX_SLOTS_PER_SESSION } from '../core/options';
 import type { UpdateAckOut } from '../core/update';
+import { answeredWithoutTask } from '../core/update-rules';
 import { decodeHello, decodeUpdate, encodeAck, u64 } from '../protocol/codec';
 import type { Outgoing, WireDispatcherMessage, WireTaskUpdate, WireWorkerMessage } from '../protocol/wire';
 import type { Dispatcher } from './dispatcher';
@@ -150,7 +151,7 @@ export class WorkerStream {
       kind: 'acks',
       acks: { acks: list.map((ack, i) => encodeAck(ack, updates[i]?.sequenceId)) },
     });
-    const unknown = acks.some((ack) => ack.state === '' && ack.taskId !== '');
+    const unknown = acks.some(answeredWithoutTask);
     if (!unknown && this.ackChain === undefined) {
       this.dispatcher.afterCommit(() => this.send(encode(acks)));
       return;
