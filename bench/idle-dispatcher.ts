@@ -7,7 +7,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { startServer, type RunningServer } from '../src/server/server';
+import { startServer, type RunningServer } from '../src/app/start-server';
 import { serveIpc, sampleProcess, type ProcessSample } from './idle-ipc';
 import { profilingHandlers } from './idle-profile';
 

@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { setLogLevel } from '../src/log';
 import { ProducerClient } from '../src/client/producer-client';
 import { Worker } from '../src/client/worker';
-import { startServer } from '../src/server/server';
+import { startServer } from '../src/app/start-server';
 import { rawUnaryBaseline } from './raw-grpc-baseline';
 
 const TASKS = Number(process.env['ZONAL_BENCH_TASKS'] ?? 20_000);

@@ -24,8 +24,8 @@ export { Breaker, DEFAULT_BREAKER_OPTIONS, compileBreakerOptions, type BreakerOp
 export { isRetryable, indicatesUnhealthy } from './protocol/grpc-errors';
 export { METRICS, CIRCUIT_STATE_VALUE, type MetricDefinition } from './telemetry/metric-names';
 export type { ClientMetrics, Gauge, MetricLabels } from './telemetry/client-metrics';
-export { startServer, type RunningServer } from './server/server';
-export { compileServerOptions, type ServerOptions, type ServerOptionsInput } from './server/server-options';
+export { startServer, type RunningServer } from './app/start-server';
+export { compileServerOptions, type ServerOptions, type ServerOptionsInput } from './app/server-options';
 export { compileCoreOptions, CORE_DEFAULTS, type CoreOptions } from './core/options';
 export type { TaskState } from './core/task-state';
 export { ZonalError, TaskFailedError, InvalidArgumentError, REASONS, type Reason, type ErrorInfo } from './errors';

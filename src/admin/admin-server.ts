@@ -1,5 +1,11 @@
 import * as http from 'node:http';
-import type { Dispatcher } from '../server/dispatcher';
+
+/** What the admin port needs to know of a dispatcher: whether it is up, whether it accepts work and why not, and its counts. */
+export interface HealthView {
+  readonly lifecycle: string;
+  readiness(): { ready: boolean };
+  stats(): object;
+}
 
 /** A route answers with a status and a body: JSON by default, or text with its content type. */
 export type Route = () => { status: number; body: unknown; contentType?: string } | Promise<{ status: number; body: unknown; contentType?: string }>;
@@ -37,14 +43,15 @@ export function startHttpServer(host: string, port: number, routes: Record<strin
 
 /**
  * The dispatcher's admin HTTP: /healthz (the process is up), /readyz
- * (accepting work), plus `extra` routes such as /metrics and /xds/status.
+ * (accepting work: running, and its store answers; the body says why not),
+ * plus `extra` routes such as /metrics and /xds/status.
  */
-export function startAdminServer(dispatcher: Dispatcher, host: string, port: number, extra: Record<string, Route> = {}): Promise<http.Server> {
+export function startAdminServer(view: HealthView, host: string, port: number, extra: Record<string, Route> = {}): Promise<http.Server> {
   return startHttpServer(host, port, {
-    '/healthz': () => ({ status: 200, body: { status: 'ok', lifecycle: dispatcher.lifecycle } }),
+    '/healthz': () => ({ status: 200, body: { status: 'ok', lifecycle: view.lifecycle } }),
     '/readyz': () => {
-      const ready = dispatcher.lifecycle === 'RUNNING';
-      return { status: ready ? 200 : 503, body: { ...dispatcher.stats(), accepting: ready, lifecycle: dispatcher.lifecycle } };
+      const readiness = view.readiness();
+      return { status: readiness.ready ? 200 : 503, body: { ...readiness, accepting: readiness.ready, ...view.stats() } };
     },
     ...extra,
   });

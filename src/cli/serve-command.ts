@@ -1,7 +1,7 @@
 import { setLogLevel, type LogLevel } from '../log';
-import { startServer } from '../server/server';
+import { startServer } from '../app/start-server';
 import type { KeepalivePolicyOptions } from '../core/keepalive-policy';
-import type { ServerOptionsInput } from '../server/server-options';
+import type { ServerOptionsInput } from '../app/server-options';
 import { num, str, type FlagSpec, type FlagValues } from './flags';
 
 export const SERVE_SUMMARY = 'Runs a dispatcher: SQLite under --data-dir, gRPC on --grpc-address, health on --admin-address.';

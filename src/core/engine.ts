@@ -1,13 +1,15 @@
 import { errorInfo, type ErrorInfo, type Reason } from '../errors';
-import { backoffDelayMs } from './backoff';
+import { planQueueClaims } from './claim-plan';
 import type { Clock, Random } from './clock';
-import { DispatchQueue, type ReadyEntry } from './dispatch-queue';
+import type { ClaimGroup, CommitBatch, CommitOutcome, StateWrite } from './commit-batch';
+import { decideKeepalive, keepaliveCapMs, shouldReannounce } from './keepalive-policy';
 import { MinHeap } from './min-heap';
 import type { CoreOptions } from './options';
+import { decideRetry } from './retry-rule';
 import { holdKey, SessionState, type CloseCause, type HelloSpec } from './session';
-import type { TaskRecord, TaskSpec } from './task';
+import { SessionRing } from './session-ring';
+import type { TaskRecord, TaskSpec } from './task-fields';
 import { canTransition, isTerminal, type TaskState } from './task-state';
-import { decideKeepalive, keepaliveCapMs, shouldReannounce } from './keepalive-policy';
 import { decideUpdate } from './update-rules';
 import type { UpdateAckOut, WorkerUpdate } from './update';
 
@@ -22,6 +24,7 @@ export interface AssignmentOut {
 export interface CancelOut {
   taskId: string;
   attempt: number;
+  /** CANCELLED, ATTEMPT_TIMEOUT, or LEASE_LOST (another dispatcher took the task over). */
   reason: string;
 }
 
@@ -42,9 +45,16 @@ export interface Effects {
 /** Why a session is asked to reconnect elsewhere. */
 export type MoveReason = 'ZONE_REBALANCE' | 'MAX_SESSION_AGE';
 
-/** How many finished tasks are remembered after they leave memory. */
-const FINISHED_REMEMBERED = 10_000;
+/** Who this engine is: the dispatcher process (its incarnation) and its zone. */
+export interface EngineIdentity {
+  owner: string;
+  zone: string;
+}
 
+/** How many finished (or lost) tasks are remembered after they leave memory, and duplicates resolved. */
+const REMEMBERED = 10_000;
+
+/** What late updates are answered with for a task that left memory: finished here, or lost to another dispatcher's change. */
 export interface FinishedTask {
   id: string;
   state: TaskState;
@@ -54,9 +64,7 @@ export interface FinishedTask {
 }
 
 type Deadline =
-  | { atMs: number; kind: 'ready' | 'start'; task: TaskRecord; version: number }
   | { atMs: number; kind: 'attempt'; task: TaskRecord; attempt: number }
-  | { atMs: number; kind: 'spill'; queue: DispatchQueue; entry: ReadyEntry; holdGeneration: number }
   | { atMs: number; kind: 'idle' | 'drain' | 'maxAge'; session: SessionState }
   /** `generation` must match the session's: a rescheduled heartbeat retires the older deadline. */
   | { atMs: number; kind: 'heartbeat'; session: SessionState; generation: number };
@@ -66,29 +74,75 @@ export interface CancelOutcome {
   cancelled: boolean;
 }
 
+export interface SubmitOut {
+  task: TaskRecord;
+  /** The idempotency key matched a task submitted here and not yet durable. */
+  deduplicated: boolean;
+}
+
+/** The commit in flight: what was handed to the store and how to apply its outcome. */
+interface InFlight {
+  batch: CommitBatch;
+  /** Every insert and write of the batch, by task id. */
+  snapshots: Map<string, TaskRecord>;
+  inserted: Set<string>;
+  requeues: Map<string, StateWrite['requeue']>;
+  /** Tasks taken in from a sweep (another dispatcher's, or waiting too long): forgotten if the commit fails. */
+  swept: Set<string>;
+}
+
+const REQUEUE_RANK: Record<StateWrite['requeue'], number> = { none: 0, keep: 1, back: 2 };
+
 /**
  * The dispatch core: every task and session rule, with no I/O and no timers.
  *
- * The adapter feeds it events (submits, worker messages, stream ends, the
- * passing of time through `tick`), persists `takeDirty()` in one commit, and
- * only then performs `takeEffects()` and answers the callers. Time comes from
- * the injected clock; `nextWakeAtMs()` says when `tick` is next needed.
+ * The store owns the tasks; the engine holds only the ones this dispatcher
+ * has claimed (ASSIGNED or RUNNING on its sessions), and, until their next
+ * write is durable, the ones it just created, gave back or finished. Ready
+ * tasks wait in the store: the engine assigns a new task at once when a
+ * session of its zone has a free slot and no older task waits, and
+ * otherwise claims from the store for free slots (claim groups in the next
+ * commit). Every change is written conditional on the version the store
+ * holds; a change that lost (another dispatcher reaped or cancelled the
+ * task) comes back as a conflict, and the engine drops the task and tells
+ * the worker to abort.
  *
- * Invariant: a task in ASSIGNED or RUNNING has exactly one non-orphan hold,
- * in the session named by its `sessionId`, for its current attempt.
+ * The adapter feeds it events (submits, worker messages, stream ends, the
+ * passing of time through `tick`, the store's wake-ups), hands
+ * `beginCommit()` to the store and its outcome to `commitSucceeded()` (or
+ * calls `commitFailed()`), and only then performs `takeEffects()` and
+ * answers the callers. Time comes from the injected clock; `nextWakeAtMs()`
+ * says when `tick` is next needed.
+ *
+ * Invariant: a task in ASSIGNED or RUNNING that the engine holds has exactly
+ * one non-orphan hold, in the session named by its `sessionId`, for its
+ * current attempt.
  */
 export class Engine {
   private readonly tasks = new Map<string, TaskRecord>();
-  private readonly byIdempotencyKey = new Map<string, TaskRecord>();
-  private readonly sessions = new Map<string, SessionState>();
-  private readonly queues = new Map<string, DispatchQueue>();
-  private readonly deadlines = new MinHeap<Deadline>((a, b) => a.atMs < b.atMs);
-  private readonly dirty = new Map<string, TaskRecord>();
-  /** Finished tasks that left memory, newest last, so late updates still get TERMINAL with the final state. */
+  /** The version the store holds of a task in `tasks`; absent while it is not inserted yet. */
+  private readonly storedVersion = new Map<string, number>();
+  /** Tasks changed since their last write, and how a write that makes one PENDING requeues it. */
+  private readonly dirty = new Map<string, StateWrite['requeue']>();
+  /** Idempotency keys of new tasks not yet durable: a second submit with one gets the first task. */
+  private readonly newKeys = new Map<string, string>();
+  /** New tasks the store did not insert because another task holds their key: id -> that task. */
+  private readonly duplicateOf = new Map<string, string>();
   private readonly finished = new Map<string, FinishedTask>();
-  private readonly touchedQueues = new Set<DispatchQueue>();
+  /** Tasks lost to another dispatcher's change: the attempt this one held, and what the store held then. */
+  private readonly lost = new Map<string, { attempt: number; view: FinishedTask }>();
+  /** Tasks taken in from a sweep whose writes are not durable yet. */
+  private readonly sweptIds = new Set<string>();
+  private readonly sessions = new Map<string, SessionState>();
+  private readonly rings = new Map<string, SessionRing>();
+  /** Per queue: from when a claim may find ready tasks in the store (absent: none known). */
+  private readonly backlog = new Map<string, number>();
+  /** Per queue with a claim in flight: hints that arrived meanwhile, kept over the claim's verdict. */
+  private readonly hintsDuringClaim = new Map<string, number>();
+  private readonly deadlines = new MinHeap<Deadline>((a, b) => a.atMs < b.atMs);
   private effects: Effects = newEffects();
-  private nextSeq = 1;
+  private inFlight: InFlight | undefined;
+  private claimRound = 0;
   private pingCounter = 0;
 
   constructor(
@@ -96,6 +150,7 @@ export class Engine {
     private readonly clock: Clock,
     private readonly random: Random,
     private readonly newId: () => string,
+    readonly identity: EngineIdentity = { owner: 'engine#1', zone: '' },
   ) {}
 
   get nowMs(): number {
@@ -110,9 +165,10 @@ export class Engine {
    * Puts new (compiled) options in force while running; nothing reconnects.
    * Keepalive bounds re-decide every session's interval and idle timeout and
    * tell each worker whose values changed; the slot limit re-caps every
-   * session; a changed zone spillover delay re-judges every held task.
-   * Retry, backoff and timeout defaults apply to the next submit or retry,
-   * the drain grace to the next drain, the session age to new sessions.
+   * session; a changed zone spillover delay has every queue claimed again
+   * under it. Retry, backoff, timeout and lease defaults apply to the next
+   * submit, retry or claim, the drain grace to the next drain, the session
+   * age to new sessions.
    */
   setOptions(next: CoreOptions): void {
     const previous = this.options;
@@ -122,92 +178,71 @@ export class Engine {
       this.applySlotLimit(session);
       if (next.keepalive !== previous.keepalive) this.applyKeepalive(session, true);
     }
-    if (next.zoneSpilloverDelayMs !== previous.zoneSpilloverDelayMs) {
-      for (const queue of this.queues.values()) {
-        queue.releaseAll();
-        this.touchedQueues.add(queue);
-      }
-    }
-  }
-
-  // ---------------------------------------------------------------- recovery
-
-  /**
-   * Loads the unfinished tasks of a previous run. Tasks that were ASSIGNED or
-   * RUNNING belonged to sessions that no longer exist: they lose their lease
-   * and are retried at once (or fail once attempts are exhausted).
-   */
-  recover(records: TaskRecord[]): void {
-    const now = this.nowMs;
-    const sorted = [...records].sort((a, b) => a.seq - b.seq);
-    for (const record of sorted) {
-      this.nextSeq = Math.max(this.nextSeq, record.seq + 1);
-    }
-    for (const record of sorted) {
-      if (isTerminal(record.state)) continue;
-      const task: TaskRecord = { ...record };
-      this.tasks.set(task.id, task);
-      if (task.idempotencyKey !== '') this.byIdempotencyKey.set(task.idempotencyKey, task);
-      if (task.state === 'PENDING') {
-        this.enqueuePending(task, now);
-      } else {
-        this.retry(task, 'LEASE_LOST', `the dispatcher restarted while session ${task.sessionId} held attempt ${task.attempt}`, false);
-      }
-    }
+    if (next.zoneSpilloverDelayMs !== previous.zoneSpilloverDelayMs) this.recheckBacklog();
   }
 
   // ---------------------------------------------------------------- producers
 
-  /** A task created by this process and not yet evicted, looked up by idempotency key. */
-  findByIdempotencyKey(key: string): TaskRecord | undefined {
-    return this.byIdempotencyKey.get(key);
-  }
-
-  submit(spec: TaskSpec): TaskRecord {
+  /**
+   * Creates a task: assigned at once to a session of its zone with a free
+   * slot when no older task of its queue may be waiting in the store, else
+   * inserted ready (or delayed) for a claim. A key that matches a new task
+   * not yet durable returns that task.
+   */
+  submit(spec: TaskSpec): SubmitOut {
+    if (spec.idempotencyKey !== '') {
+      const pendingId = this.newKeys.get(spec.idempotencyKey);
+      const pending = pendingId === undefined ? undefined : this.tasks.get(pendingId);
+      if (pending !== undefined) return { task: pending, deduplicated: true };
+    }
     const now = this.nowMs;
+    const readyAtMs = Math.max(spec.notBeforeMs, now);
     const task: TaskRecord = {
       id: this.newId(),
-      queue: spec.queue,
-      priority: spec.priority,
-      payload: spec.payload,
-      contentType: spec.contentType,
-      labels: spec.labels,
-      preferredZone: spec.preferredZone,
-      idempotencyKey: spec.idempotencyKey,
+      ...spec,
+      acceptedZone: this.identity.zone,
+      createdMs: now,
       state: 'PENDING',
       attempt: 1,
-      maxAttempts: spec.maxAttempts,
       version: 1,
-      attemptTimeoutMs: spec.attemptTimeoutMs,
-      scheduleToStartTimeoutMs: spec.scheduleToStartTimeoutMs,
-      notBeforeMs: spec.notBeforeMs,
-      createdMs: now,
-      updatedMs: now,
+      owner: '',
+      dispatcherZone: '',
+      leaseExpiresMs: 0,
       sessionId: '',
       workerId: '',
+      workerZone: '',
       attemptDeadlineMs: 0,
       progressPermille: 0,
       result: null,
       error: null,
-      seq: 0,
+      readyAtMs,
+      startDeadlineMs: spec.scheduleToStartTimeoutMs > 0 ? readyAtMs + spec.scheduleToStartTimeoutMs : 0,
+      updatedMs: now,
     };
     this.tasks.set(task.id, task);
-    if (task.idempotencyKey !== '') this.byIdempotencyKey.set(task.idempotencyKey, task);
-    this.enqueuePending(task, now);
-    return task;
+    if (task.idempotencyKey !== '') this.newKeys.set(task.idempotencyKey, task.id);
+    this.markDirty(task, 'none');
+    this.place(task, now, 'none');
+    return { task, deduplicated: false };
   }
 
-  /** Summary of a recently finished task that already left memory. */
+  /** The id a submit answers with: a new task the store refused as a duplicate answers with the task that holds its key. */
+  resolveSubmitted(taskId: string): { taskId: string; deduplicated: boolean } {
+    const existing = this.duplicateOf.get(taskId);
+    return existing === undefined ? { taskId, deduplicated: false } : { taskId: existing, deduplicated: true };
+  }
+
+  /** Summary of a task that left memory: finished here, or lost to another dispatcher's change. */
   finishedTask(taskId: string): FinishedTask | undefined {
-    return this.finished.get(taskId);
+    return this.finished.get(taskId) ?? this.lost.get(taskId)?.view;
   }
 
-  /** The in-memory view of a task (unfinished, or finished and not yet evicted). */
+  /** The in-memory view of a task: held here, or with a write not yet durable. */
   getTask(taskId: string): TaskRecord | undefined {
     return this.tasks.get(taskId);
   }
 
-  /** Cancels a task held in memory; `undefined` means the caller must ask the store. */
+  /** Cancels a task held in memory; `undefined` means the caller must cancel it in the store. */
   cancel(taskId: string, reason: string): CancelOutcome | undefined {
     const task = this.tasks.get(taskId);
     if (task === undefined) return undefined;
@@ -223,6 +258,116 @@ export class Engine {
     }
     this.finish(task, 'CANCELLED', errorInfo('CANCELLED', message), null);
     return { state: 'CANCELLED', cancelled: true };
+  }
+
+  // ---------------------------------------------------------------- the store's news
+
+  /**
+   * Tasks of these queues are (or will be at `atMs`) ready in the store: a
+   * claim may find them. From another dispatcher's commit, a timer, or a
+   * restarted wake-up channel.
+   */
+  noteReady(queues: readonly string[], atMs: number): void {
+    for (const queue of queues) this.noteBacklog(queue, atMs);
+  }
+
+  /** Every queue may have ready tasks (a missed wake-up, a changed spillover delay): claim for free slots again. */
+  recheckBacklog(): void {
+    const now = this.nowMs;
+    for (const queue of this.rings.keys()) this.noteBacklog(queue, now);
+  }
+
+  /**
+   * Another dispatcher changed a task this one holds (cancelled or reaped it):
+   * drop it and tell the worker to abort (`current`: what the store holds
+   * now, undefined when gone). Nothing is written.
+   */
+  lose(taskId: string, current: TaskRecord | undefined): void {
+    const task = this.tasks.get(taskId);
+    if (task === undefined) return;
+    if (this.inFlight?.snapshots.has(taskId) === true) {
+      // Its write is in flight; the commit's outcome decides (a conflict comes back to this).
+      this.inFlight.snapshots.delete(taskId);
+    }
+    const held = (task.state === 'ASSIGNED' || task.state === 'RUNNING') && task.owner === this.identity.owner;
+    if (held) {
+      const session = this.sessions.get(task.sessionId);
+      const hold = session?.holds.get(holdKey(task.id, task.attempt));
+      if (session !== undefined && hold !== undefined && !hold.orphan) {
+        hold.orphan = true;
+        const reason = current?.state === 'CANCELLED' ? 'CANCELLED' : 'LEASE_LOST';
+        pushTo(this.effects.cancels, session.id, { taskId: task.id, attempt: task.attempt, reason });
+      }
+    }
+    const view: FinishedTask = { id: task.id, state: current?.state ?? task.state, version: current?.version ?? task.version, attempt: current?.attempt ?? task.attempt, sessionId: '' };
+    this.lost.delete(task.id);
+    this.lost.set(task.id, { attempt: task.attempt, view });
+    if (this.lost.size > REMEMBERED) {
+      const oldest = this.lost.keys().next().value;
+      if (oldest !== undefined) this.lost.delete(oldest);
+    }
+    this.tasks.delete(task.id);
+    this.storedVersion.delete(task.id);
+    this.dirty.delete(task.id);
+  }
+
+  /**
+   * The store's list of the tasks it says this dispatcher holds, after a
+   * commit whose outcome was unknown: a task the engine does not hold is
+   * given back (no worker saw its claim); a task the engine holds that the
+   * store does not list was lost.
+   */
+  reconcile(owned: readonly TaskRecord[]): void {
+    const listed = new Set<string>();
+    for (const record of owned) {
+      listed.add(record.id);
+      // Known here: what the store holds is what was written, or a write still to come.
+      if (this.tasks.has(record.id)) continue;
+      const given = { ...record };
+      this.tasks.set(given.id, given);
+      this.storedVersion.set(given.id, given.version);
+      this.giveBack(given, this.nowMs);
+    }
+    for (const task of [...this.tasks.values()]) {
+      const held = (task.state === 'ASSIGNED' || task.state === 'RUNNING') && task.owner === this.identity.owner;
+      if (held && this.storedVersion.has(task.id) && !listed.has(task.id)) this.lose(task.id, undefined);
+    }
+  }
+
+  /**
+   * Tasks a sweep found: held by a dispatcher that stopped heartbeating
+   * (re-queued with a new attempt after backoff, or failed once attempts are
+   * exhausted), or waiting past their schedule-to-start deadline (failed).
+   * They are written in the next commit, conditional on the version read.
+   */
+  applySweep(leaseExpired: readonly TaskRecord[], startExpired: readonly TaskRecord[]): void {
+    const adopt = (record: TaskRecord): TaskRecord | undefined => {
+      if (this.tasks.has(record.id)) return undefined;
+      const task = { ...record };
+      this.tasks.set(task.id, task);
+      this.storedVersion.set(task.id, task.version);
+      this.sweptIds.add(task.id);
+      return task;
+    };
+    for (const record of leaseExpired) {
+      const task = adopt(record);
+      if (task === undefined) continue;
+      const holder = task.owner === '' ? 'no dispatcher' : `dispatcher ${task.owner}`;
+      this.retry(task, 'LEASE_LOST', `${holder} stopped heartbeating while it held attempt ${task.attempt}`, true);
+    }
+    for (const record of startExpired) {
+      const task = adopt(record);
+      if (task === undefined) continue;
+      this.finish(
+        task,
+        'FAILED',
+        errorInfo(
+          'SCHEDULE_TO_START_TIMEOUT',
+          `no worker started the task within schedule_to_start_timeout_ms=${task.scheduleToStartTimeoutMs}; check that workers serve queue "${task.queue}" and have free slots`,
+        ),
+        null,
+      );
+    }
   }
 
   // ---------------------------------------------------------------- sessions
@@ -242,6 +387,8 @@ export class Engine {
       const ageMs = this.options.maxSessionAgeMs * (1 - 0.1 * unitHash(session.id));
       this.deadlines.push({ atMs: now + Math.max(ageMs, this.options.minSessionAgeToMoveMs), kind: 'maxAge', session });
     }
+    // The store may hold ready tasks of its queues: claim for it.
+    for (const queue of session.queues) this.noteBacklog(queue, now);
     this.offerSession(session);
     return session;
   }
@@ -439,7 +586,7 @@ export class Engine {
     let ack: UpdateAckOut;
     if (status === 'RUNNING') {
       this.transition(task, 'RUNNING');
-      this.markDirty(task);
+      this.markDirty(task, 'none');
       ack = accepted(update, task);
       hold.lastAccepted = { update, ack };
     } else {
@@ -467,14 +614,49 @@ export class Engine {
     if (session.holds.delete(holdKey(taskId, attempt))) this.afterRelease(session);
   }
 
-  // ---------------------------------------------------------------- time
-
-  /** Earliest instant at which `tick` has work, or undefined. */
-  nextWakeAtMs(): number | undefined {
-    return this.deadlines.peek()?.atMs;
+  /**
+   * The ack to send once the commit that carried the update is durable: an
+   * update accepted for an attempt that was lost meanwhile (its write came
+   * back as a conflict) is rejected FENCED after all.
+   */
+  settleAck(update: Pick<WorkerUpdate, 'taskId' | 'attempt'>, ack: UpdateAckOut): UpdateAckOut {
+    if (ack.result === 'REJECTED') return ack;
+    const lost = this.lost.get(update.taskId);
+    if (lost === undefined || lost.attempt !== update.attempt || this.tasks.has(update.taskId)) return ack;
+    const { view } = lost;
+    const terminal = isTerminal(view.state);
+    return {
+      ...ack,
+      result: 'REJECTED',
+      reason: terminal ? 'TERMINAL' : 'FENCED',
+      message: terminal
+        ? `the task became ${view.state} elsewhere before this update was durable; stop working on it`
+        : `this dispatcher lost attempt ${update.attempt} to another dispatcher (it re-queued the task) before this update was durable; attempt ${view.attempt} is current`,
+      state: view.state,
+      version: view.version,
+    };
   }
 
-  /** Handles every deadline that has passed: delayed starts, timeouts, idle sessions, drain grace. */
+  /** Whether an assignment made to `sessionId` is still current (its commit may have dropped it). */
+  isAssigned(sessionId: string, taskId: string, attempt: number): boolean {
+    const hold = this.sessions.get(sessionId)?.holds.get(holdKey(taskId, attempt));
+    return hold !== undefined && !hold.orphan;
+  }
+
+  // ---------------------------------------------------------------- time
+
+  /** Earliest instant at which `tick` has work (a deadline, or a claim that may find a task), or undefined. */
+  nextWakeAtMs(): number | undefined {
+    let next = this.deadlines.peek()?.atMs;
+    const now = this.nowMs;
+    for (const [queue, atMs] of this.backlog) {
+      if (atMs <= now || atMs === Infinity || (this.rings.get(queue)?.size ?? 0) === 0) continue;
+      if (next === undefined || atMs < next) next = atMs;
+    }
+    return next;
+  }
+
+  /** Handles every deadline that has passed: attempt timeouts, idle sessions, drain grace, heartbeats. */
   tick(): void {
     const now = this.nowMs;
     for (;;) {
@@ -482,27 +664,13 @@ export class Engine {
       if (top === undefined || top.atMs > now) return;
       this.deadlines.pop();
       switch (top.kind) {
-        case 'ready':
-          if (top.task.state === 'PENDING' && top.task.version === top.version) this.makeReady(top.task);
-          break;
-        case 'start':
-          if (top.task.state === 'PENDING' && top.task.version === top.version) {
-            this.finish(
-              top.task,
-              'FAILED',
-              errorInfo(
-                'SCHEDULE_TO_START_TIMEOUT',
-                `no worker started the task within schedule_to_start_timeout_ms=${top.task.scheduleToStartTimeoutMs}; check that workers serve queue "${top.task.queue}" and have free slots`,
-              ),
-              null,
-            );
+        case 'attempt': {
+          const task = top.task;
+          if (this.tasks.get(task.id) === task && (task.state === 'ASSIGNED' || task.state === 'RUNNING') && task.attempt === top.attempt && task.owner === this.identity.owner) {
+            this.timeoutAttempt(task);
           }
           break;
-        case 'attempt':
-          if ((top.task.state === 'ASSIGNED' || top.task.state === 'RUNNING') && top.task.attempt === top.attempt) {
-            this.timeoutAttempt(top.task);
-          }
-          break;
+        }
         case 'idle': {
           const session = top.session;
           if (session.lifecycle === 'CLOSED') break;
@@ -517,12 +685,6 @@ export class Engine {
         case 'maxAge':
           if (top.session.lifecycle === 'OPEN') this.moveSession(top.session, 'MAX_SESSION_AGE');
           break;
-        case 'spill':
-          if (top.entry.held && top.entry.holdGeneration === top.holdGeneration) {
-            top.queue.release(top.entry);
-            this.touchedQueues.add(top.queue);
-          }
-          break;
         case 'heartbeat':
           if (top.session.lifecycle !== 'CLOSED' && top.generation === top.session.heartbeatGeneration) this.heartbeat(top.session, now);
           break;
@@ -530,84 +692,147 @@ export class Engine {
     }
   }
 
-  // ---------------------------------------------------------------- dispatch
+  // ---------------------------------------------------------------- commits
+
+  /** Whether a commit has something to do: changes to write, or free slots a claim may fill. */
+  get hasWork(): boolean {
+    return this.dirty.size > 0 || this.claimDue(this.nowMs);
+  }
 
   /**
-   * Assigns ready tasks to sessions with free slots: round-robin, priority
-   * first, FIFO within a priority, a session of the task's preferred zone
-   * first. A task that prefers a zone with no free session waits (held) up
-   * to zoneSpilloverDelayMs from when it became ready for one, and only
-   * then goes to any zone; tasks behind it are not held up meanwhile.
+   * The next group commit: every task changed since the last one (a new
+   * task whole, a changed one by its state, conditional on the version the
+   * store holds), and claims for the free slots of queues whose store may
+   * hold ready tasks. Undefined when there is nothing to do. One commit is
+   * in flight at a time; its outcome goes to commitSucceeded or commitFailed.
    */
-  dispatch(): void {
+  beginCommit(): CommitBatch | undefined {
+    if (this.inFlight !== undefined) throw new Error('a commit is already in flight');
     const now = this.nowMs;
-    const delayMs = this.options.zoneSpilloverDelayMs;
-    for (const queue of this.touchedQueues) {
-      for (const zone of [...queue.heldZones()]) {
-        for (;;) {
-          const entry = queue.peekHeld(zone);
-          if (entry === undefined) break;
-          const session = queue.pickSession(zone, true);
-          if (session === undefined) break;
-          queue.popHeld(zone);
-          this.assign(entry.task, session, now);
-          queue.served(session);
-        }
-      }
-      for (;;) {
-        const entry = queue.peekReady();
-        if (entry === undefined) break;
-        const zone = entry.task.preferredZone;
-        const mayTakeAnyZone = zone === '' || delayMs === 0 || now >= entry.readyAtMs + delayMs;
-        const session = queue.pickSession(zone, !mayTakeAnyZone);
-        if (session === undefined) {
-          // Hold it for its zone only while some other session could have taken it.
-          if (mayTakeAnyZone || queue.pickSession('') === undefined) break;
-          const held = queue.holdTop(zone);
-          if (held !== undefined) this.deadlines.push({ atMs: held.readyAtMs + delayMs, kind: 'spill', queue, entry: held, holdGeneration: held.holdGeneration });
-          continue;
-        }
-        queue.popReady();
-        this.assign(entry.task, session, now);
-        queue.served(session);
+    const inserts: TaskRecord[] = [];
+    const writes: StateWrite[] = [];
+    const snapshots = new Map<string, TaskRecord>();
+    const inserted = new Set<string>();
+    const requeues = new Map<string, StateWrite['requeue']>();
+    for (const [id, requeue] of this.dirty) {
+      const task = this.tasks.get(id);
+      if (task === undefined) continue;
+      // A shallow copy: payloads and results are never changed in place.
+      const snapshot = { ...task };
+      snapshots.set(id, snapshot);
+      const stored = this.storedVersion.get(id);
+      if (stored === undefined) {
+        inserts.push(snapshot);
+        inserted.add(id);
+      } else {
+        writes.push({ record: snapshot, expectVersion: stored, requeue });
+        requeues.set(id, requeue);
       }
     }
-    this.touchedQueues.clear();
-  }
-
-  // ---------------------------------------------------------------- persistence hand-off
-
-  /** Snapshots of every task changed since the last call, for one durable commit. */
-  takeDirty(): TaskRecord[] {
-    if (this.dirty.size === 0) return [];
-    const out: TaskRecord[] = [];
-    for (const task of this.dirty.values()) out.push({ ...task });
     this.dirty.clear();
-    return out;
+    const claims = this.planClaims(now);
+    const swept = new Set<string>();
+    for (const id of this.sweptIds) if (snapshots.has(id)) swept.add(id);
+    this.sweptIds.clear();
+    if (inserts.length === 0 && writes.length === 0 && claims.length === 0) return undefined;
+    const batch: CommitBatch = {
+      nowMs: now,
+      owner: this.identity.owner,
+      dispatcherZone: this.identity.zone,
+      leaseExpiresMs: now + this.options.taskLeaseMs,
+      spilloverDelayMs: this.options.zoneSpilloverDelayMs,
+      idempotencyRetentionMs: this.options.idempotencyRetentionMs,
+      inserts,
+      writes,
+      claims,
+    };
+    this.inFlight = { batch, snapshots, inserted, requeues, swept };
+    return batch;
   }
 
-  /** Puts snapshots back after a failed commit, unless the task moved on meanwhile. */
-  restoreDirty(records: TaskRecord[]): void {
-    for (const record of records) {
-      const live = this.tasks.get(record.id);
-      if (live !== undefined) this.dirty.set(live.id, live);
+  /**
+   * The commit is durable. Duplicates are dropped (their submits answer with
+   * the task that holds the key), conflicts lost (dropped, the worker told
+   * to abort), claimed tasks assigned to their slots' sessions (or given
+   * back when a session ended meanwhile). Returns every record that became
+   * durable, for watchers.
+   */
+  commitSucceeded(outcome: CommitOutcome): TaskRecord[] {
+    const flight = this.inFlight;
+    if (flight === undefined) throw new Error('no commit in flight');
+    this.inFlight = undefined;
+    const now = this.nowMs;
+    const durable: TaskRecord[] = [];
+    for (const [id, existing] of outcome.duplicates) this.dropDuplicate(id, existing);
+    for (const [id, current] of outcome.conflicts) {
+      flight.snapshots.delete(id);
+      this.lose(id, current);
     }
+    for (const [id, snapshot] of flight.snapshots) {
+      if (outcome.duplicates.has(id)) continue;
+      durable.push(snapshot);
+      if (snapshot.idempotencyKey !== '' && this.newKeys.get(snapshot.idempotencyKey) === id) this.newKeys.delete(snapshot.idempotencyKey);
+      const live = this.tasks.get(id);
+      if (live === undefined) continue;
+      this.storedVersion.set(id, snapshot.version);
+      if (!this.dirty.has(id) && !this.heldHere(live)) this.forget(live);
+    }
+    const verdicts = new Map<string, number>();
+    const reoffer = new Set<SessionState>();
+    flight.batch.claims.forEach((group, g) => {
+      for (const slot of group.slots) {
+        const session = this.sessions.get(slot.sessionId);
+        if (session === undefined) continue;
+        session.claimPending -= 1;
+        reoffer.add(session);
+      }
+      const claimed = outcome.claimed[g] ?? [];
+      for (const { task, slot } of claimed) {
+        durable.push({ ...task });
+        this.adoptClaimed(task, group.slots[slot]?.sessionId ?? '', now);
+      }
+      const verdict = claimed.length < group.slots.length ? (outcome.nextClaimAtMs[g] ?? Infinity) : now;
+      verdicts.set(group.queue, Math.min(verdicts.get(group.queue) ?? Infinity, verdict));
+    });
+    for (const [queue, verdict] of verdicts) {
+      const hint = this.hintsDuringClaim.get(queue) ?? Infinity;
+      this.hintsDuringClaim.delete(queue);
+      const next = Math.min(verdict, hint);
+      if (next === Infinity) this.backlog.delete(queue);
+      else this.backlog.set(queue, next);
+    }
+    for (const session of reoffer) this.offerSession(session);
+    return durable;
   }
 
-  /** Finished tasks whose final state is durable leave memory. */
-  committed(records: TaskRecord[]): void {
-    for (const record of records) {
-      const live = this.tasks.get(record.id);
-      if (live === undefined || !isTerminal(live.state) || live.version !== record.version) continue;
-      this.tasks.delete(live.id);
-      this.finished.set(live.id, { id: live.id, state: live.state, version: live.version, attempt: live.attempt, sessionId: '' });
-      if (this.finished.size > FINISHED_REMEMBERED) {
-        const oldest = this.finished.keys().next().value;
-        if (oldest !== undefined) this.finished.delete(oldest);
+  /**
+   * Nothing of the commit may have been written. New tasks are dropped (their
+   * submits were told it failed; a retry with the same key finds one if the
+   * commit did land after all); tasks taken in from a sweep are dropped too
+   * (the next sweep finds them again); other changes are written again by the
+   * next commit; claims are given up.
+   */
+  commitFailed(): void {
+    const flight = this.inFlight;
+    if (flight === undefined) throw new Error('no commit in flight');
+    this.inFlight = undefined;
+    for (const [id, snapshot] of flight.snapshots) {
+      const live = this.tasks.get(id);
+      if (live === undefined) continue;
+      if (flight.inserted.has(id) || flight.swept.has(id)) {
+        if (snapshot.idempotencyKey !== '' && this.newKeys.get(snapshot.idempotencyKey) === id) this.newKeys.delete(snapshot.idempotencyKey);
+        this.dropLocal(live);
+        continue;
       }
-      if (live.idempotencyKey !== '' && this.byIdempotencyKey.get(live.idempotencyKey) === live) {
-        this.byIdempotencyKey.delete(live.idempotencyKey);
+      this.markDirty(live, flight.requeues.get(id) ?? 'none');
+    }
+    for (const group of flight.batch.claims) {
+      for (const slot of group.slots) {
+        const session = this.sessions.get(slot.sessionId);
+        if (session !== undefined) session.claimPending -= 1;
       }
+      this.hintsDuringClaim.delete(group.queue);
+      this.noteBacklog(group.queue, this.nowMs);
     }
   }
 
@@ -617,27 +842,14 @@ export class Engine {
     return out;
   }
 
-  get hasDirty(): boolean {
-    return this.dirty.size > 0;
-  }
-
   /** Counts for health pages and tests. */
-  stats(): { tasksInMemory: number; sessions: number; ready: number } {
-    let ready = 0;
-    for (const queue of this.queues.values()) ready += queue.readyCount;
-    return { tasksInMemory: this.tasks.size, sessions: this.sessions.size, ready };
+  stats(): { tasksInMemory: number; sessions: number; heldTasks: number } {
+    let heldTasks = 0;
+    for (const session of this.sessions.values()) heldTasks += session.holds.size;
+    return { tasksInMemory: this.tasks.size, sessions: this.sessions.size, heldTasks };
   }
 
   // ---------------------------------------------------------------- internals
-
-  private queue(name: string): DispatchQueue {
-    let queue = this.queues.get(name);
-    if (queue === undefined) {
-      queue = new DispatchQueue(name);
-      this.queues.set(name, queue);
-    }
-    return queue;
-  }
 
   /**
    * The one place a task's state changes. Refuses a transition the table in
@@ -651,57 +863,188 @@ export class Engine {
     task.state = to;
   }
 
-  private markDirty(task: TaskRecord): void {
-    this.dirty.set(task.id, task);
+  private markDirty(task: TaskRecord, requeue: StateWrite['requeue']): void {
+    const previous = this.dirty.get(task.id);
+    this.dirty.set(task.id, previous !== undefined && REQUEUE_RANK[previous] > REQUEUE_RANK[requeue] ? previous : requeue);
   }
 
-  private enqueuePending(task: TaskRecord, now: number): void {
-    task.seq = this.nextSeq++;
-    this.markDirty(task);
-    const readyAtMs = Math.max(task.notBeforeMs, now);
-    if (task.scheduleToStartTimeoutMs > 0) {
-      this.deadlines.push({ atMs: readyAtMs + task.scheduleToStartTimeoutMs, kind: 'start', task, version: task.version });
+  /** Held by one of this engine's sessions (as opposed to: written and then no longer ours to keep). */
+  private heldHere(task: TaskRecord): boolean {
+    return (task.state === 'ASSIGNED' || task.state === 'RUNNING') && task.owner === this.identity.owner;
+  }
+
+  /** A task leaves memory: it is durable and no longer held here. */
+  private forget(task: TaskRecord): void {
+    this.tasks.delete(task.id);
+    this.storedVersion.delete(task.id);
+    this.dirty.delete(task.id);
+    if (isTerminal(task.state)) this.remember({ id: task.id, state: task.state, version: task.version, attempt: task.attempt, sessionId: '' });
+  }
+
+  private remember(summary: FinishedTask): void {
+    this.finished.delete(summary.id);
+    this.finished.set(summary.id, summary);
+    if (this.finished.size > REMEMBERED) {
+      const oldest = this.finished.keys().next().value;
+      if (oldest !== undefined) this.finished.delete(oldest);
     }
-    if (readyAtMs > now) this.deadlines.push({ atMs: readyAtMs, kind: 'ready', task, version: task.version });
-    else this.makeReady(task);
   }
 
-  private makeReady(task: TaskRecord): void {
-    const queue = this.queue(task.queue);
-    queue.pushReady(task, this.nowMs);
-    this.touchedQueues.add(queue);
+  /** Drops a task that never became durable (or was taken in from a sweep): its hold goes, nothing is remembered. */
+  private dropLocal(task: TaskRecord): void {
+    if (task.sessionId !== '') {
+      const session = this.sessions.get(task.sessionId);
+      if (session !== undefined && session.holds.delete(holdKey(task.id, task.attempt))) this.afterRelease(session);
+    }
+    this.tasks.delete(task.id);
+    this.storedVersion.delete(task.id);
+    this.dirty.delete(task.id);
+  }
+
+  private dropDuplicate(taskId: string, existingId: string): void {
+    this.duplicateOf.set(taskId, existingId);
+    if (this.duplicateOf.size > REMEMBERED) {
+      const oldest = this.duplicateOf.keys().next().value;
+      if (oldest !== undefined) this.duplicateOf.delete(oldest);
+    }
+    const task = this.tasks.get(taskId);
+    if (task === undefined) return;
+    if (task.idempotencyKey !== '' && this.newKeys.get(task.idempotencyKey) === taskId) this.newKeys.delete(task.idempotencyKey);
+    this.dropLocal(task);
+  }
+
+  private noteBacklog(queue: string, atMs: number): void {
+    this.backlog.set(queue, Math.min(this.backlog.get(queue) ?? Infinity, atMs));
+    const hint = this.hintsDuringClaim.get(queue);
+    if (hint !== undefined) this.hintsDuringClaim.set(queue, Math.min(hint, atMs));
+  }
+
+  private claimDue(now: number): boolean {
+    for (const [queue, atMs] of this.backlog) {
+      if (atMs > now || this.hintsDuringClaim.has(queue)) continue;
+      if (this.rings.get(queue)?.pick('', false) !== undefined) return true;
+    }
+    return false;
+  }
+
+  /** Claim groups for the free slots of every queue whose store may hold ready tasks; each session's slots go to one queue per round. */
+  private planClaims(now: number): ClaimGroup[] {
+    const queues = [...this.backlog.keys()];
+    if (queues.length === 0) return [];
+    const groups: ClaimGroup[] = [];
+    const start = this.claimRound++ % queues.length;
+    for (let i = 0; i < queues.length; i++) {
+      const queue = queues[(start + i) % queues.length]!;
+      if ((this.backlog.get(queue) ?? Infinity) > now) continue;
+      const ring = this.rings.get(queue);
+      if (ring === undefined) continue;
+      const planned = planQueueClaims(queue, ring.withCredit(), (s) => s.credit);
+      if (planned.length === 0) continue;
+      for (const group of planned) {
+        for (const slot of group.slots) this.sessions.get(slot.sessionId)!.claimPending += 1;
+      }
+      this.hintsDuringClaim.set(queue, Infinity);
+      groups.push(...planned);
+    }
+    return groups;
+  }
+
+  /** A task a claim returned, ASSIGNED to this dispatcher for `sessionId`: held by that session, or given back if it ended. */
+  private adoptClaimed(claimed: TaskRecord, sessionId: string, now: number): void {
+    const task = { ...claimed };
+    this.tasks.set(task.id, task);
+    this.storedVersion.set(task.id, task.version);
+    const session = this.sessions.get(sessionId);
+    if (session === undefined || session.lifecycle !== 'OPEN' || session.slots <= session.holds.size) {
+      this.giveBack(task, now);
+      return;
+    }
+    this.hold(task, session, now);
+    this.rings.get(task.queue)?.served(session);
+  }
+
+  /**
+   * Gives back a claimed task no worker saw (its session ended while the
+   * claim was in flight, or the store says we hold it and we do not know
+   * it): PENDING again in its place, the attempt unchanged.
+   */
+  private giveBack(task: TaskRecord, now: number): void {
+    this.transition(task, 'PENDING');
+    task.owner = '';
+    task.dispatcherZone = '';
+    task.leaseExpiresMs = 0;
+    task.sessionId = '';
+    task.workerId = '';
+    task.workerZone = '';
+    task.attemptDeadlineMs = 0;
+    task.progressPermille = 0;
+    task.version += 1;
+    task.updatedMs = now;
+    this.markDirty(task, 'keep');
+    this.noteBacklog(task.queue, task.readyAtMs);
+  }
+
+  /**
+   * A PENDING task goes to a session of its zone with a free slot now, when
+   * it is ready and no older task of its queue may be waiting in the store;
+   * otherwise it waits in the store (written PENDING) for a claim.
+   */
+  private place(task: TaskRecord, now: number, requeue: StateWrite['requeue']): void {
+    const ring = this.rings.get(task.queue);
+    const queued = (this.backlog.get(task.queue) ?? Infinity) <= now || this.hintsDuringClaim.has(task.queue);
+    if (task.readyAtMs <= now && ring !== undefined && !queued) {
+      const zone = task.preferredZone;
+      const anyZone = zone === '' || this.options.zoneSpilloverDelayMs === 0;
+      const session = ring.pick(zone, !anyZone);
+      if (session !== undefined) {
+        this.assign(task, session, now);
+        ring.served(session);
+        return;
+      }
+    }
+    this.markDirty(task, requeue);
+    this.noteBacklog(task.queue, task.readyAtMs);
   }
 
   private offerSession(session: SessionState): void {
     if (session.credit <= 0) return;
-    for (const name of session.queues) {
-      const queue = this.queue(name);
-      queue.offer(session);
-      this.touchedQueues.add(queue);
+    for (const name of session.queues) this.ring(name).offer(session);
+  }
+
+  private ring(queue: string): SessionRing {
+    let ring = this.rings.get(queue);
+    if (ring === undefined) {
+      ring = new SessionRing(queue);
+      this.rings.set(queue, ring);
     }
+    return ring;
   }
 
   private forgetSession(session: SessionState): void {
-    for (const name of session.queues) this.queues.get(name)?.forget(session.id);
+    for (const name of session.queues) this.rings.get(name)?.forget(session.id);
   }
 
   private assign(task: TaskRecord, session: SessionState, now: number): void {
     this.transition(task, 'ASSIGNED');
+    task.owner = this.identity.owner;
+    task.dispatcherZone = this.identity.zone;
+    task.leaseExpiresMs = now + this.options.taskLeaseMs;
     task.sessionId = session.id;
     task.workerId = session.workerId;
+    task.workerZone = session.zone;
     task.attemptDeadlineMs = now + task.attemptTimeoutMs;
     task.progressPermille = 0;
     task.version += 1;
     task.updatedMs = now;
-    this.markDirty(task);
+    this.markDirty(task, 'none');
+    this.hold(task, session, now);
+  }
+
+  /** The session holds the task's current attempt: a hold, its deadline, and the assignment to send. */
+  private hold(task: TaskRecord, session: SessionState, now: number): void {
     session.holds.set(holdKey(task.id, task.attempt), { taskId: task.id, attempt: task.attempt, orphan: false, assignedVersion: task.version, assignedMs: now, acknowledged: false });
     this.deadlines.push({ atMs: task.attemptDeadlineMs, kind: 'attempt', task, attempt: task.attempt });
-    pushTo(this.effects.assignments, session.id, {
-      task,
-      attempt: task.attempt,
-      version: task.version,
-      deadlineMs: task.attemptDeadlineMs,
-    });
+    pushTo(this.effects.assignments, session.id, { task, attempt: task.attempt, version: task.version, deadlineMs: task.attemptDeadlineMs });
   }
 
   private timeoutAttempt(task: TaskRecord): void {
@@ -711,34 +1054,35 @@ export class Engine {
       hold.orphan = true;
       pushTo(this.effects.cancels, session.id, { taskId: task.id, attempt: task.attempt, reason: 'ATTEMPT_TIMEOUT' });
     }
-    this.retry(
-      task,
-      'ATTEMPT_TIMEOUT',
-      `attempt ${task.attempt} exceeded attempt_timeout_ms=${task.attemptTimeoutMs}`,
-      true,
-    );
+    this.retry(task, 'ATTEMPT_TIMEOUT', `attempt ${task.attempt} exceeded attempt_timeout_ms=${task.attemptTimeoutMs}`, true);
   }
 
   /**
-   * Ends the current attempt and schedules the next one with a fresh deadline
-   * (assigned later), or fails the task when attempts are exhausted.
+   * Ends the current attempt and schedules the next one (placed at once, or
+   * written PENDING behind its priority's waiting tasks), or fails the task
+   * when attempts are exhausted (retry-rule.ts).
    */
   private retry(task: TaskRecord, reason: Reason, message: string, withBackoff: boolean, error?: ErrorInfo): void {
-    const cause = error ?? errorInfo(reason, message);
-    if (task.attempt >= task.maxAttempts) {
-      this.finish(task, 'FAILED', { ...cause, message: `${cause.message} (gave up after ${task.attempt} of ${task.maxAttempts} attempts)` }, null);
+    const now = this.nowMs;
+    const decision = decideRetry(task, error ?? errorInfo(reason, message), withBackoff, now, this.options.backoff, this.random);
+    if (decision.kind === 'fail') {
+      this.finish(task, 'FAILED', decision.error, null);
       return;
     }
-    const now = this.nowMs;
     this.transition(task, 'PENDING');
-    task.attempt += 1;
+    task.attempt = decision.attempt;
     task.version += 1;
+    task.owner = '';
+    task.leaseExpiresMs = 0;
     task.sessionId = '';
     task.attemptDeadlineMs = 0;
-    task.error = cause;
+    task.error = decision.error;
     task.updatedMs = now;
-    task.notBeforeMs = withBackoff ? now + backoffDelayMs(this.options.backoff, task.attempt - 1, this.random) : now;
-    this.enqueuePending(task, now);
+    task.notBeforeMs = decision.notBeforeMs;
+    task.readyAtMs = Math.max(decision.notBeforeMs, now);
+    task.startDeadlineMs = task.scheduleToStartTimeoutMs > 0 ? task.readyAtMs + task.scheduleToStartTimeoutMs : 0;
+    this.markDirty(task, 'back');
+    this.place(task, now, 'back');
   }
 
   /**
@@ -756,10 +1100,12 @@ export class Engine {
     if (bumpVersion) task.version += 1;
     task.error = error;
     task.result = result;
+    task.owner = '';
+    task.leaseExpiresMs = 0;
     task.sessionId = '';
     task.attemptDeadlineMs = 0;
     task.updatedMs = this.nowMs;
-    this.markDirty(task);
+    this.markDirty(task, 'none');
   }
 
   private afterRelease(session: SessionState): void {

@@ -32,6 +32,13 @@ export interface CoreOptions {
    * that zone before any zone's session may take it. 0 spills at once.
    */
   zoneSpilloverDelayMs: number;
+  /**
+   * How long a dispatcher's claim on a task holds without its heartbeat. A
+   * dispatcher that dies (or is cut off from the store) longer than this
+   * loses its tasks: any live dispatcher re-queues them with a new attempt.
+   * It heartbeats every third of it.
+   */
+  taskLeaseMs: number;
 }
 
 /**
@@ -55,6 +62,7 @@ export const CORE_DEFAULTS: CoreOptions = {
   maxSessionAgeMs: 30 * 60_000,
   minSessionAgeToMoveMs: 2_000,
   zoneSpilloverDelayMs: 0,
+  taskLeaseMs: 10_000,
 };
 
 function check(name: string, value: number, min: number, max: number): void {
@@ -87,6 +95,7 @@ export function compileCoreOptions(input: CoreOptionsInput = {}): CoreOptions {
   check('maxSessionAgeMs', o.maxSessionAgeMs, 0, 30 * 24 * 3600_000);
   check('minSessionAgeToMoveMs', o.minSessionAgeToMoveMs, 0, 3_600_000);
   check('zoneSpilloverDelayMs', o.zoneSpilloverDelayMs, 0, 3_600_000);
+  checkCount('taskLeaseMs', o.taskLeaseMs, 1_000, 600_000);
   checkCount('defaultMaxAttempts', o.defaultMaxAttempts, 1, 1000);
   check('defaultAttemptTimeoutMs', o.defaultAttemptTimeoutMs, 1, 7 * 24 * 3600_000);
   checkCount('maxPayloadBytes', o.maxPayloadBytes, 1, 64 * 1024 * 1024);

@@ -78,6 +78,8 @@ export class SessionState {
   pingsSent = 0;
   drainDeadlineMs = 0;
   readonly holds = new Map<string, Hold>();
+  /** Slots offered to a claim that is in flight: not free, not yet held. */
+  claimPending = 0;
   readonly sequence: SequenceWindow;
   /** Last accepted update of recently finished tasks, so an identical resend is re-acknowledged. */
   readonly recentFinished = new Map<string, { update: WorkerUpdate; ack: UpdateAckOut }>();
@@ -100,7 +102,7 @@ export class SessionState {
 
   /** Free slots for new tasks; 0 unless OPEN. */
   get credit(): number {
-    return this.lifecycle === 'OPEN' ? Math.max(0, this.slots - this.holds.size) : 0;
+    return this.lifecycle === 'OPEN' ? Math.max(0, this.slots - this.holds.size - this.claimPending) : 0;
   }
 
   rememberFinished(taskId: string, update: WorkerUpdate, ack: UpdateAckOut): void {

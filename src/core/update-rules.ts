@@ -1,6 +1,6 @@
 import type { Engine } from './engine';
 import { holdKey, type Hold, type SessionState } from './session';
-import type { TaskRecord } from './task';
+import type { TaskRecord } from './task-fields';
 import { isTerminal, isWorkerStatus } from './task-state';
 import { sameUpdate, type UpdateAckOut, type WorkerUpdate } from './update';
 

@@ -1,8 +1,7 @@
 import type { ErrorInfo } from '../errors';
 import type { AssignmentOut } from '../core/engine';
 import type { HelloSpec } from '../core/session';
-import type { RawSubmit } from '../core/submit-spec';
-import type { TaskRecord } from '../core/task';
+import { FIELD_LIST, SUBMIT_FIELDS, type FieldDef, type RawSubmit, type TaskRecord } from '../core/task-fields';
 import type { TaskState } from '../core/task-state';
 import type { UpdateAckOut, WorkerUpdate } from '../core/update';
 import type {
@@ -30,20 +29,15 @@ export function u64(value: U64 | undefined): number {
   return value === undefined ? 0 : typeof value === 'number' ? value : Number(value);
 }
 
+/** A SubmitRequest's task fields, by the field table's `submit` names; uint64 fields narrowed by u64(). */
 export function decodeSubmit(req: Partial<WireSubmitRequest>): RawSubmit {
-  return {
-    payload: req.payload ?? EMPTY,
-    contentType: req.contentType ?? '',
-    queue: req.queue ?? '',
-    priority: req.priority ?? 0,
-    idempotencyKey: req.idempotencyKey ?? '',
-    maxAttempts: req.maxAttempts ?? 0,
-    attemptTimeoutMs: u64(req.attemptTimeoutMs),
-    scheduleToStartTimeoutMs: u64(req.scheduleToStartTimeoutMs),
-    notBeforeMs: u64(req.notBeforeUnixMs),
-    labels: req.labels ?? {},
-    preferredZone: req.preferredZone ?? '',
-  };
+  const wire = req as Record<string, unknown>;
+  const raw: Record<string, unknown> = {};
+  for (const field of SUBMIT_FIELDS) {
+    const value = wire[field.submit.wire];
+    raw[field.name] = field.submit.u64 === true ? u64(value as U64 | undefined) : value;
+  }
+  return raw as RawSubmit;
 }
 
 export function encodeError(error: ErrorInfo | null): WireError | null {
@@ -55,27 +49,29 @@ export function decodeError(error: WireError | null | undefined): ErrorInfo | nu
   return { code: error.code ?? 0, reason: error.reason ?? '', message: error.message ?? '', retryable: error.retryable ?? false };
 }
 
+/** A record's value as the wire carries a field of `kind`. */
+function toWire(kind: FieldDef['kind'], value: unknown): unknown {
+  switch (kind) {
+    case 'bytes':
+    case 'bytes?': {
+      const bytes = value as Uint8Array | null;
+      return bytes === null ? EMPTY : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    }
+    case 'error?':
+      return encodeError(value as ErrorInfo | null);
+    default:
+      return value;
+  }
+}
+
+const INFO_FIELDS = FIELD_LIST.filter((f) => f.info !== undefined);
+const ASSIGNMENT_FIELDS = FIELD_LIST.filter((f) => f.assignment !== undefined);
+
+/** TaskInfo: every field with an `info` name. */
 export function encodeTaskInfo(task: TaskRecord): WireTaskInfo {
-  return {
-    taskId: task.id,
-    state: task.state,
-    queue: task.queue,
-    priority: task.priority,
-    attempt: task.attempt,
-    maxAttempts: task.maxAttempts,
-    version: task.version,
-    payload: Buffer.from(task.payload.buffer, task.payload.byteOffset, task.payload.byteLength),
-    contentType: task.contentType,
-    result: task.result === null ? EMPTY : Buffer.from(task.result.buffer, task.result.byteOffset, task.result.byteLength),
-    error: encodeError(task.error),
-    progressPermille: task.progressPermille,
-    labels: task.labels,
-    preferredZone: task.preferredZone,
-    workerId: task.workerId,
-    createdUnixMs: task.createdMs,
-    updatedUnixMs: task.updatedMs,
-    notBeforeUnixMs: task.notBeforeMs,
-  };
+  const out: Record<string, unknown> = {};
+  for (const field of INFO_FIELDS) out[field.info!] = toWire(field.kind, task[field.name]);
+  return out as WireTaskInfo;
 }
 
 export function decodeHello(hello: Partial<WireHello>): HelloSpec {
@@ -101,19 +97,15 @@ export function decodeUpdate(update: Partial<WireTaskUpdate>): WorkerUpdate {
   };
 }
 
+/** Assignment: every field with an `assignment` name; the attempt, version and deadline as the assignment made them. */
 export function encodeAssignment(a: AssignmentOut): WireAssignment {
-  const task = a.task;
-  return {
-    taskId: task.id,
-    attempt: a.attempt,
-    version: a.version,
-    deadlineUnixMs: a.deadlineMs,
-    payload: Buffer.from(task.payload.buffer, task.payload.byteOffset, task.payload.byteLength),
-    contentType: task.contentType,
-    queue: task.queue,
-    labels: task.labels,
-    maxAttempts: task.maxAttempts,
-  };
+  const out: Record<string, unknown> = {};
+  for (const field of ASSIGNMENT_FIELDS) out[field.assignment!] = toWire(field.kind, a.task[field.name]);
+  const wire = out as WireAssignment;
+  wire.attempt = a.attempt;
+  wire.version = a.version;
+  wire.deadlineUnixMs = a.deadlineMs;
+  return wire;
 }
 
 /** `sentSequenceId` is the update's sequence_id as received, echoed exactly even when out of range. */

@@ -4,11 +4,16 @@
  * bytes as Buffer, `kind` naming the set oneof). Only src/protocol and the
  * raw test client depend on these shapes.
  *
+ * The task's own fields (SubmitRequest, TaskInfo, Assignment) are derived
+ * from the field table, core/task-fields.ts.
+ *
  * 64-bit integers: the dispatcher decodes what it receives with them as exact
  * decimal strings, clients decode numbers (see service.ts). Fields a
  * dispatcher receives are typed `U64`; the codec narrows them to numbers in
  * their documented ranges (docs/protocol.md).
  */
+import type { TASK_FIELDS, TaskField } from '../core/task-fields';
+
 export type U64 = number | string;
 
 export type WireTaskState = 'TASK_STATE_UNSPECIFIED' | 'PENDING' | 'ASSIGNED' | 'RUNNING' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
@@ -20,19 +25,23 @@ export interface WireError {
   retryable: boolean;
 }
 
-export interface WireSubmitRequest {
-  payload: Buffer;
-  contentType: string;
-  queue: string;
-  priority: number;
-  idempotencyKey: string;
-  maxAttempts: number;
-  attemptTimeoutMs: U64;
-  scheduleToStartTimeoutMs: U64;
-  notBeforeUnixMs: U64;
+/** The wire type of each field kind (core/task-fields.ts); received uint64 fields are `U64`. */
+interface WireKind {
+  text: string;
+  int: number;
+  bytes: Buffer;
+  'bytes?': Buffer;
   labels: Record<string, string>;
-  preferredZone: string;
+  'error?': WireError | null;
+  state: WireTaskState;
 }
+
+type Fields = typeof TASK_FIELDS;
+
+/** SubmitRequest: every field of the table with a `submit` name. */
+export type WireSubmitRequest = {
+  [K in TaskField as Fields[K] extends { submit: { wire: infer W extends string } } ? W : never]: Fields[K] extends { submit: { u64: true } } ? U64 : WireKind[Fields[K]['kind']];
+};
 
 export interface WireSubmitResponse {
   taskId: string;
@@ -46,26 +55,8 @@ export interface WireSubmitResult {
   error: WireError | null;
 }
 
-export interface WireTaskInfo {
-  taskId: string;
-  state: WireTaskState;
-  queue: string;
-  priority: number;
-  attempt: number;
-  maxAttempts: number;
-  version: number;
-  payload: Buffer;
-  contentType: string;
-  result: Buffer;
-  error: WireError | null;
-  progressPermille: number;
-  labels: Record<string, string>;
-  preferredZone: string;
-  workerId: string;
-  createdUnixMs: number;
-  updatedUnixMs: number;
-  notBeforeUnixMs: number;
-}
+/** TaskInfo: every field of the table with an `info` name. */
+export type WireTaskInfo = { [K in TaskField as Fields[K] extends { info: infer W extends string } ? W : never]: WireKind[Fields[K]['kind']] };
 
 export interface WireHello {
   workerId: string;
@@ -109,17 +100,8 @@ export interface WireWelcome {
   dispatcherZone: string;
 }
 
-export interface WireAssignment {
-  taskId: string;
-  attempt: number;
-  version: number;
-  deadlineUnixMs: number;
-  payload: Buffer;
-  contentType: string;
-  queue: string;
-  labels: Record<string, string>;
-  maxAttempts: number;
-}
+/** Assignment: every field of the table with an `assignment` name. */
+export type WireAssignment = { [K in TaskField as Fields[K] extends { assignment: infer W extends string } ? W : never]: WireKind[Fields[K]['kind']] };
 
 export interface WireUpdateAck {
   sequenceId: U64;

@@ -1,27 +1,37 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { Engine, type Effects } from '../core/engine';
 import { systemClock, type Clock, type Random } from '../core/clock';
 import type { CoreOptions } from '../core/options';
 import type { CloseCause, HelloSpec, SessionState } from '../core/session';
-import { compileTaskSpec, type RawSubmit } from '../core/submit-spec';
-import type { TaskRecord } from '../core/task';
+import { compileTaskSpec, type RawSubmit, type TaskRecord } from '../core/task-fields';
 import type { UpdateAckOut, WorkerUpdate } from '../core/update';
 import { answeredWithoutTask, withStoredTask } from '../core/update-rules';
-import { ZonalError, type ErrorInfo } from '../errors';
+import { errorInfo, ZonalError, type ErrorInfo } from '../errors';
 import { createLogger } from '../log';
 import { encodeAssignment } from '../protocol/codec';
 import { toServiceError } from '../protocol/grpc-errors';
-import type { TaskStore } from '../store/task-store';
+import type { Outgoing, WireDispatcherMessage } from '../protocol/wire';
+import { Breaker, compileBreakerOptions, type CircuitState } from '../resilience/breaker';
+import type { StoreEvent, TaskStore } from '../store/task-store';
 import { Persister, type AfterCommit } from './persister';
+import { RemoteWatches } from './remote-watches';
 import { untilTerminal, WatchRegistry, type WatchListener } from './watch-registry';
-import type { WorkerStream } from './worker-stream';
 
 const log = createLogger('dispatcher');
 const MAX_TIMER_MS = 60_000;
+/** Tasks a sweep takes in at most, of each kind. */
+const SWEEP_LIMIT = 500;
+
+/**
+ * The store's breaker: a store that fails 3 calls in 10 s (half of them at
+ * least) is not called for 2 s, so producers get UNAVAILABLE at once instead
+ * of waiting on a store that does not answer.
+ */
+const STORE_BREAKER = compileBreakerOptions({ volumeThreshold: 3, errorThresholdPercentage: 50, rollingWindowMs: 10_000, rollingWindowBuckets: 10, resetTimeoutMs: 2_000 });
 
 /**
  * Lifecycle of a dispatcher:
- * - INITIALIZED: constructed, store not yet recovered.
+ * - INITIALIZED: constructed, not yet registered with the store.
  * - RUNNING: accepting producers and workers.
  * - STOPPING: GoAway sent; refusing new calls; in-flight tasks may finish.
  * - STOPPED: everything flushed and closed.
@@ -42,39 +52,100 @@ export interface DispatcherDeps {
   /** How long finished tasks stay readable by GetTask. */
   finishedRetentionMs: number;
   purgeIntervalMs?: number;
-  /** Who this dispatcher is, for Welcome and served_by. */
-  identity?: { id: string; zone: string };
+  /** How often the store is swept for expired leases and schedule-to-start deadlines. */
+  sweepIntervalMs?: number;
+  /** How often tasks watched here but held elsewhere (another dispatcher, or the store) are read again. */
+  remoteWatchPollMs?: number;
+  /** Who this dispatcher is, for Welcome, served_by and the store. */
+  identity?: { id: string; zone: string; address?: string };
+}
+
+/** The dispatcher's counts, for /readyz and metrics. */
+export interface DispatcherStats {
+  tasksInMemory: number;
+  sessions: number;
+  heldTasks: number;
+  commits: number;
+  recordsCommitted: number;
+  commitFailures: number;
+  heartbeatsSent: number;
+  heartbeatOverBudget: boolean;
+  sessionsClosedByCause: Partial<Record<CloseCause, number>>;
+  /** Other live dispatchers on the same store (at the last heartbeat). */
+  peers: number;
+  tasksSwept: number;
+  tasksLost: number;
+}
+
+/** Whether the dispatcher accepts work, and if not, why. */
+export interface Readiness {
+  ready: boolean;
+  lifecycle: DispatcherLifecycle;
+  store: { kind: string; ok: boolean; circuit: CircuitState; detail: string };
 }
 
 /**
  * The adapter around the pure Engine: owns the timers, the group-commit
- * persister, the worker streams and the watchers. Every engine change is
- * followed by a commit, and every effect (answers, assignments, cancels,
- * stream ends) is carried out only after that commit.
+ * persister, the worker streams, the watchers and the dispatcher's entry in
+ * the store (heartbeat, sweep, wake-ups). Every engine change is followed by
+ * a commit, and every effect (answers, assignments, cancels, stream ends) is
+ * carried out only after that commit.
  */
 export class Dispatcher {
   readonly engine: Engine;
+  /** This process in the store: `<dispatcher id>#<random>`, new at every start. */
+  readonly owner: string;
   private readonly persister: Persister;
   private readonly watchers = new WatchRegistry((error) => this.reportError(error, { where: 'watch listener' }));
-  private readonly streams = new Map<string, WorkerStream>();
+  private readonly remoteWatches: RemoteWatches;
+  private readonly streams = new Map<string, StreamSink>();
   private readonly clock: Clock;
+  private readonly storeBreaker: Breaker;
   private tickTimer: NodeJS.Timeout | undefined;
   private tickAtMs = Infinity;
   private purgeTimer: NodeJS.Timeout | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private unsubscribe: (() => void) | undefined;
   private lifecycleState: DispatcherLifecycle = 'INITIALIZED';
+  /** Effects taken for commits not yet durable, delivered after the next one that is. */
+  private pendingEffects: Effects[] = [];
+  private sweeping = false;
   errorsReported = 0;
   heartbeatsSent = 0;
+  private peers = 0;
+  private tasksSwept = 0;
+  private tasksLost = 0;
   private overBudgetReported = false;
   /** Sessions ended, by cause (dead = IDLE, stalled = STALLED, ...). */
   readonly closedByCause: Partial<Record<CloseCause, number>> = {};
 
   constructor(private readonly deps: DispatcherDeps) {
     this.clock = deps.clock ?? systemClock;
-    this.engine = new Engine(deps.core, this.clock, deps.random ?? Math.random, randomUUID);
-    this.persister = new Persister(this.engine, deps.store, () => this.engine.coreOptions.idempotencyRetentionMs, {
+    const identity = this.identity;
+    this.owner = `${identity.id}#${randomBytes(4).toString('hex')}`;
+    this.engine = new Engine(deps.core, this.clock, deps.random ?? Math.random, randomUUID, { owner: this.owner, zone: identity.zone });
+    this.storeBreaker = new Breaker(`store:${deps.store.kind}`, STORE_BREAKER, { countsAsFailure: () => true });
+    this.storeBreaker.onStateChange((state) => {
+      if (state === 'OPEN') log.warn('the task store is failing; calls to it fail fast until a probe succeeds', { store: deps.store.kind, detail: deps.store.health().detail });
+      else if (state === 'CLOSED') log.info('the task store answers again', { store: deps.store.kind });
+    });
+    this.persister = new Persister(this.engine, deps.store, this.owner, {
       beforeCommit: () => this.beforeCommit(),
-      committed: (records) => this.watchers.notify(records),
+      committed: (records) => {
+        this.watchers.notify(records);
+        this.remoteWatches.committedHere(records);
+      },
+      delivered: () => this.deliverAll(),
       onError: (error) => this.reportError(error, { where: 'store commit' }),
+      call: (fn) => this.storeBreaker.fire(fn),
+    });
+    this.remoteWatches = new RemoteWatches({
+      read: (ids) => this.storeBreaker.fire(() => deps.store.getMany(ids)),
+      local: (id) => this.engine.getTask(id) !== undefined,
+      deliver: (records) => this.watchers.notify(records),
+      onError: (error) => this.reportError(error, { where: 'remote watch poll' }),
+      pollMs: deps.remoteWatchPollMs ?? 100,
     });
   }
 
@@ -86,8 +157,9 @@ export class Dispatcher {
     return this.engine.coreOptions;
   }
 
-  get identity(): { id: string; zone: string } {
-    return this.deps.identity ?? { id: String(process.pid), zone: '' };
+  get identity(): { id: string; zone: string; address: string } {
+    const identity = this.deps.identity;
+    return { id: identity?.id ?? String(process.pid), zone: identity?.zone ?? '', address: identity?.address ?? '' };
   }
 
   /** "<zone>/<id>", sent with every submit answer. */
@@ -100,17 +172,26 @@ export class Dispatcher {
     this.lifecycleState = next;
   }
 
-  /** Recovers unfinished tasks from the store and starts accepting work. */
-  async start(): Promise<{ recovered: number }> {
-    await this.deps.store.open();
-    const unfinished = await this.deps.store.loadUnfinished();
-    this.engine.recover(unfinished);
+  /**
+   * Opens the store, enters this dispatcher in it (ending the entries of its
+   * earlier incarnations), sweeps once (so tasks a crashed predecessor held
+   * are re-queued before this one serves), and starts accepting work.
+   */
+  async start(): Promise<{ swept: number }> {
+    const store = this.deps.store;
+    await store.open();
+    const now = this.clock.nowMs();
+    await store.register({ owner: this.owner, dispatcherId: this.identity.id, zone: this.identity.zone, address: this.identity.address }, now, now + this.engine.coreOptions.taskLeaseMs);
+    this.unsubscribe = store.subscribe((event) => this.onStoreEvent(event));
+    const swept = await this.sweep();
     await this.persister.barrier();
-    const purgeIntervalMs = this.deps.purgeIntervalMs ?? 60_000;
-    this.purgeTimer = setInterval(() => void this.purge(), purgeIntervalMs);
+    this.purgeTimer = setInterval(() => void this.purge(), this.deps.purgeIntervalMs ?? 60_000);
     this.purgeTimer.unref();
+    this.scheduleHeartbeat();
+    this.sweepTimer = setInterval(() => void this.sweep(), this.deps.sweepIntervalMs ?? 1_000);
+    this.sweepTimer.unref();
     this.setLifecycle('RUNNING');
-    return { recovered: unfinished.length };
+    return { swept };
   }
 
   reportError(error: unknown, fields: Record<string, unknown>): void {
@@ -129,69 +210,77 @@ export class Dispatcher {
     }
   }
 
+  /** Throws STORE_UNAVAILABLE at once while the store's breaker is open. */
+  private assertStoreUp(): void {
+    if (this.storeBreaker.state() !== 'OPEN') return;
+    const health = this.deps.store.health();
+    throw new ZonalError('STORE_UNAVAILABLE', `the task store (${this.deps.store.kind}) is not answering (${health.detail}); retry, or retry against another dispatcher`);
+  }
+
   // ---------------------------------------------------------------- producers
 
   async submit(raws: RawSubmit[]): Promise<SubmitOutcome[]> {
     this.assertAccepting();
+    this.assertStoreUp();
     const core = this.engine.coreOptions;
     if (raws.length > core.maxBatchTasks) {
       throw new ZonalError('BATCH_TOO_LARGE', `a batch holds at most ${core.maxBatchTasks} tasks (maxBatchTasks), got ${raws.length}; split it`);
     }
     const now = this.clock.nowMs();
     const outcomes: SubmitOutcome[] = new Array(raws.length);
-    const specs = raws.map((raw, i) => {
+    const created: { index: number; taskId: string; deduplicated: boolean }[] = [];
+    raws.forEach((raw, index) => {
       try {
-        return compileTaskSpec(raw, core, now);
+        const { task, deduplicated } = this.engine.submit(compileTaskSpec(raw, core, now));
+        created.push({ index, taskId: task.id, deduplicated });
       } catch (err) {
-        outcomes[i] = { taskId: '', deduplicated: false, error: asZonal(err).toInfo() };
-        return undefined;
+        outcomes[index] = { taskId: '', deduplicated: false, error: asZonal(err).toInfo() };
       }
-    });
-    // Keys not known in memory are looked up in the store first (they may belong to finished tasks).
-    const stored = await Promise.all(
-      specs.map((spec) =>
-        spec !== undefined && spec.idempotencyKey !== '' && this.engine.findByIdempotencyKey(spec.idempotencyKey) === undefined
-          ? this.deps.store.findByIdempotencyKey(spec.idempotencyKey, now)
-          : undefined,
-      ),
-    );
-    this.assertAccepting();
-    // From here to the end of the loop nothing awaits, so a key cannot be created twice.
-    specs.forEach((spec, i) => {
-      if (spec === undefined) return;
-      const existing = spec.idempotencyKey === '' ? undefined : (this.engine.findByIdempotencyKey(spec.idempotencyKey) ?? stored[i]);
-      if (existing !== undefined) {
-        outcomes[i] = { taskId: existing.id, deduplicated: true, error: null };
-        return;
-      }
-      outcomes[i] = { taskId: this.engine.submit(spec).id, deduplicated: false, error: null };
     });
     try {
       await this.persister.barrier();
     } catch (err) {
       throw new ZonalError('STORE_UNAVAILABLE', `the task store failed to commit (${String(err instanceof Error ? err.message : err)}); retry with the same idempotency key`, { cause: err });
     }
+    for (const { index, taskId, deduplicated } of created) {
+      const resolved = this.engine.resolveSubmitted(taskId);
+      outcomes[index] = { taskId: resolved.taskId, deduplicated: deduplicated || resolved.deduplicated, error: null };
+    }
     return outcomes;
   }
 
   async getTask(taskId: string): Promise<TaskRecord | undefined> {
-    return this.engine.getTask(taskId) ?? (await this.deps.store.get(taskId));
+    return this.engine.getTask(taskId) ?? (await this.storeBreaker.fire(() => this.deps.store.get(taskId)));
   }
 
+  /**
+   * Cancels a task wherever it is: one this dispatcher holds through the
+   * engine (its worker is told after the commit); any other in the store,
+   * whose holder (another dispatcher) tells its worker.
+   */
   async cancel(taskId: string, reason: string): Promise<{ state: TaskRecord['state']; cancelled: boolean } | undefined> {
     this.assertAccepting();
+    this.assertStoreUp();
     const outcome = this.engine.cancel(taskId, reason);
     if (outcome !== undefined) {
       await this.persister.barrier();
       return outcome;
     }
-    const stored = await this.deps.store.get(taskId);
-    return stored === undefined ? undefined : { state: stored.state, cancelled: false };
+    const message = reason === '' ? 'cancelled by request' : `cancelled: ${reason}`;
+    const stored = await this.storeBreaker.fire(() => this.deps.store.cancel(taskId, this.clock.nowMs(), errorInfo('CANCELLED', message)));
+    if (stored === undefined) return undefined;
+    if (stored.cancelled) {
+      this.watchers.notify([stored.task]);
+      // Our own earlier incarnation, or this one racing a claim: the engine lets go of it.
+      if (stored.previousOwner === this.owner) this.loseTask(stored.task);
+    }
+    return { state: stored.task.state, cancelled: stored.cancelled };
   }
 
   /**
    * Calls `listener` with the task's current state and then every durable
-   * change; stops after a terminal state. Returns undefined for an unknown task.
+   * change, wherever it is made; stops after a terminal state. Returns
+   * undefined for an unknown task.
    */
   async watch(taskId: string, listener: WatchListener, onEnd: () => void): Promise<(() => void) | undefined> {
     let stop: () => void = () => undefined;
@@ -199,7 +288,12 @@ export class Dispatcher {
       stop();
       onEnd();
     });
-    stop = this.watchers.add(taskId, deliver);
+    const unwatch = this.watchers.add(taskId, deliver);
+    const unpoll = this.remoteWatches.add(taskId);
+    stop = () => {
+      unwatch();
+      unpoll();
+    };
     const current = await this.getTask(taskId);
     if (current === undefined) {
       stop();
@@ -211,7 +305,7 @@ export class Dispatcher {
 
   // ---------------------------------------------------------------- workers
 
-  openSession(hello: HelloSpec, stream: WorkerStream): SessionState {
+  openSession(hello: HelloSpec, stream: StreamSink): SessionState {
     this.assertAccepting();
     const session = this.engine.openSession(hello);
     this.streams.set(session.id, stream);
@@ -254,10 +348,15 @@ export class Dispatcher {
     return ack;
   }
 
+  /** The ack to send now that its commit is durable (an update for an attempt lost meanwhile is rejected after all). */
+  settleAck(update: Pick<WorkerUpdate, 'taskId' | 'attempt'>, ack: UpdateAckOut): UpdateAckOut {
+    return this.engine.settleAck(update, ack);
+  }
+
   /** An ack about a task the engine does not know, completed with what the store says of it (see withStoredTask). */
   async withStoredState(ack: UpdateAckOut): Promise<UpdateAckOut> {
     if (!answeredWithoutTask(ack)) return ack;
-    const stored = await this.deps.store.get(ack.taskId);
+    const stored = await this.storeBreaker.fire(() => this.deps.store.get(ack.taskId));
     return stored === undefined ? ack : withStoredTask(ack, stored);
   }
 
@@ -295,10 +394,12 @@ export class Dispatcher {
 
   /**
    * Sends GoAway to every worker, refuses new calls, lets in-flight tasks
-   * finish for up to `graceMs`, re-queues what is left, flushes the store.
+   * finish for up to `graceMs`, re-queues what is left (durably, for any
+   * dispatcher to claim), flushes the store and leaves it.
    */
   async shutdown(graceMs: number): Promise<void> {
     if (this.lifecycleState === 'STOPPING' || this.lifecycleState === 'STOPPED') return;
+    const wasRunning = this.lifecycleState === 'RUNNING';
     this.setLifecycle('STOPPING');
     const deadlineMs = this.clock.nowMs() + graceMs;
     for (const stream of this.streams.values()) {
@@ -317,16 +418,26 @@ export class Dispatcher {
     this.streams.clear();
     this.clearTimers();
     this.persister.close();
+    this.remoteWatches.close();
+    this.unsubscribe?.();
+    if (wasRunning) {
+      // Leaving: what it still held was given back above; a failed flush leaves its tasks to the sweep of whoever comes next.
+      await this.deps.store.unregister(this.owner).catch((err: unknown) => this.reportError(err, { where: 'leaving the store' }));
+    }
+    this.storeBreaker.close();
     await this.deps.store.close();
     this.setLifecycle('STOPPED');
   }
 
-  /** Stops without draining (tests simulate a crash with a real SIGKILL instead). */
   private clearTimers(): void {
     if (this.tickTimer !== undefined) clearTimeout(this.tickTimer);
     if (this.purgeTimer !== undefined) clearInterval(this.purgeTimer);
+    if (this.heartbeatTimer !== undefined) clearTimeout(this.heartbeatTimer);
+    if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
     this.tickTimer = undefined;
     this.purgeTimer = undefined;
+    this.heartbeatTimer = undefined;
+    this.sweepTimer = undefined;
     this.tickAtMs = Infinity;
   }
 
@@ -341,32 +452,124 @@ export class Dispatcher {
     });
   }
 
+  // ---------------------------------------------------------------- the store
+
+  /** Keeps this dispatcher's entry live; a lapse means others may have re-queued its tasks, so it reconciles. */
+  private scheduleHeartbeat(): void {
+    const intervalMs = Math.max(250, Math.floor(this.engine.coreOptions.taskLeaseMs / 3));
+    this.heartbeatTimer = setTimeout(() => {
+      this.heartbeatTimer = undefined;
+      const now = this.clock.nowMs();
+      this.storeBreaker
+        .fire(() => this.deps.store.heartbeat(this.owner, now, now + this.engine.coreOptions.taskLeaseMs))
+        .then(
+          (outcome) => {
+            this.peers = outcome.peers;
+            if (!outcome.wasLive) {
+              log.warn('this dispatcher\'s entry in the store had expired (the store was unreachable longer than taskLeaseMs); others may have re-queued its tasks, so it checks which it still holds', { owner: this.owner });
+              this.persister.reconcileSoon();
+            }
+          },
+          (err: unknown) => this.reportError(err, { where: 'heartbeat' }),
+        )
+        .finally(() => {
+          if (this.lifecycleState === 'RUNNING' || this.lifecycleState === 'INITIALIZED') this.scheduleHeartbeat();
+        });
+    }, intervalMs);
+    this.heartbeatTimer.unref();
+  }
+
+  /**
+   * Takes in the tasks that need a decision because time passed: held by a
+   * dispatcher that stopped heartbeating, or waiting past their
+   * schedule-to-start deadline. Also has every queue with free slots claim
+   * again, which catches a wake-up that was missed. Returns how many were
+   * taken in.
+   */
+  private async sweep(): Promise<number> {
+    if (this.sweeping) return 0;
+    this.sweeping = true;
+    try {
+      let total = 0;
+      for (;;) {
+        const found = await this.storeBreaker.fire(() => this.deps.store.sweep(this.owner, this.clock.nowMs(), SWEEP_LIMIT));
+        const n = found.leaseExpired.length + found.startExpired.length;
+        if (n > 0) {
+          if (found.leaseExpired.length > 0) log.info('re-queueing tasks of a dispatcher that stopped heartbeating', { tasks: found.leaseExpired.length, owners: [...new Set(found.leaseExpired.map((t) => t.owner))] });
+          this.engine.applySweep(found.leaseExpired, found.startExpired);
+          total += n;
+          this.tasksSwept += n;
+          await this.persister.barrier();
+        }
+        if (found.leaseExpired.length < SWEEP_LIMIT && found.startExpired.length < SWEEP_LIMIT) break;
+      }
+      this.engine.recheckBacklog();
+      this.changed();
+      return total;
+    } catch (err) {
+      if (this.lifecycleState === 'RUNNING') this.reportError(err, { where: 'sweep' });
+      else throw err;
+      return 0;
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
+  private onStoreEvent(event: StoreEvent): void {
+    if (event.kind === 'ready') {
+      this.engine.noteReady(event.queues, event.atMs);
+      this.changed();
+      return;
+    }
+    if (event.kind === 'resync') {
+      // Wake-ups were missed: claim again, and check what this dispatcher still holds (a cancel may have gone unheard).
+      this.engine.recheckBacklog();
+      this.persister.reconcileSoon();
+      return;
+    }
+    if (event.owner !== this.owner || this.engine.getTask(event.taskId) === undefined) return;
+    this.storeBreaker.fire(() => this.deps.store.get(event.taskId)).then(
+      (record) => {
+        if (record !== undefined && record.owner !== this.owner) this.loseTask(record);
+      },
+      (err: unknown) => this.reportError(err, { where: 'cancel from another dispatcher' }),
+    );
+  }
+
+  private loseTask(record: TaskRecord): void {
+    this.tasksLost += 1;
+    this.engine.lose(record.id, record);
+    this.changed();
+  }
+
   // ---------------------------------------------------------------- internals
 
-  /** Something changed in the engine: commit soon; dispatch and timers follow in beforeCommit. */
+  /** Something changed in the engine: commit soon; timers follow in beforeCommit. */
   private changed(): void {
     this.persister.schedule();
   }
 
   private beforeCommit(): void {
-    this.engine.dispatch();
-    const effects = this.engine.takeEffects();
-    if (
-      effects.assignments.size > 0 ||
-      effects.cancels.size > 0 ||
-      effects.closed.length > 0 ||
-      effects.goAways.length > 0 ||
-      effects.pings.length > 0 ||
-      effects.keepaliveUpdates.length > 0
-    ) {
-      this.persister.afterCommit(() => this.deliver(effects));
-    }
+    this.pendingEffects.push(this.engine.takeEffects());
+    this.rescheduleTick();
+  }
+
+  /** After a durable commit: what waited on it, then what it made (claimed tasks' assignments, cancels of lost ones). */
+  private deliverAll(): void {
+    const waiting = this.pendingEffects;
+    this.pendingEffects = [];
+    for (const effects of waiting) this.deliver(effects);
+    this.deliver(this.engine.takeEffects());
     this.rescheduleTick();
   }
 
   private deliver(effects: Effects): void {
     for (const [sessionId, assignments] of effects.assignments) {
-      this.streams.get(sessionId)?.send({ kind: 'assignments', assignments: { assignments: assignments.map(encodeAssignment) } });
+      const stream = this.streams.get(sessionId);
+      if (stream === undefined) continue;
+      // An assignment whose task the commit dropped (a duplicate, a lost lease) is not sent.
+      const current = assignments.filter((a) => this.engine.isAssigned(sessionId, a.task.id, a.attempt));
+      if (current.length > 0) stream.send({ kind: 'assignments', assignments: { assignments: current.map(encodeAssignment) } });
     }
     for (const [sessionId, cancels] of effects.cancels) {
       const stream = this.streams.get(sessionId);
@@ -416,7 +619,7 @@ export class Dispatcher {
   private async purge(): Promise<void> {
     try {
       const now = this.clock.nowMs();
-      await this.deps.store.purge(now, now - this.deps.finishedRetentionMs, 1000);
+      await this.storeBreaker.fire(() => this.deps.store.purge(now, now - this.deps.finishedRetentionMs, 1000));
     } catch (err) {
       this.reportError(err, { where: 'purge' });
     }
@@ -427,25 +630,42 @@ export class Dispatcher {
     return this.persister.barrier();
   }
 
-  stats(): {
-    tasksInMemory: number;
-    sessions: number;
-    ready: number;
-    commits: number;
-    recordsCommitted: number;
-    heartbeatsSent: number;
-    heartbeatOverBudget: boolean;
-    sessionsClosedByCause: Partial<Record<CloseCause, number>>;
-  } {
+  stats(): DispatcherStats {
     return {
       ...this.engine.stats(),
       commits: this.persister.commits,
       recordsCommitted: this.persister.recordsCommitted,
+      commitFailures: this.persister.failures,
       heartbeatsSent: this.heartbeatsSent,
       heartbeatOverBudget: this.engine.keepaliveOverBudget,
       sessionsClosedByCause: { ...this.closedByCause },
+      peers: this.peers,
+      tasksSwept: this.tasksSwept,
+      tasksLost: this.tasksLost,
     };
   }
+
+  readiness(): Readiness {
+    const health = this.deps.store.health();
+    const circuit = this.storeBreaker.state();
+    const storeOk = health.ok && circuit !== 'OPEN';
+    return {
+      ready: this.lifecycleState === 'RUNNING' && storeOk,
+      lifecycle: this.lifecycleState,
+      store: { kind: this.deps.store.kind, ok: storeOk, circuit, detail: circuit === 'OPEN' && health.ok ? 'recent calls failed; waiting for a probe' : health.detail },
+    };
+  }
+
+  /** State of the store's circuit breaker, for metrics. */
+  storeCircuit(): CircuitState {
+    return this.storeBreaker.state();
+  }
+}
+
+/** What the dispatcher needs of a worker stream (worker-stream.ts implements it; it depends on the dispatcher, not the other way). */
+export interface StreamSink {
+  send(message: Outgoing<WireDispatcherMessage>): void;
+  closedByCore(cause: CloseCause): void;
 }
 
 function asZonal(err: unknown): ZonalError {

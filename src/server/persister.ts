@@ -1,31 +1,38 @@
 import type { Engine } from '../core/engine';
-import type { TaskRecord } from '../core/task';
+import type { TaskRecord } from '../core/task-fields';
 import type { TaskStore } from '../store/task-store';
 
 export type AfterCommit = (error?: Error) => void;
 
-/** The four members of the Engine the persister uses (a test builds them from an object literal). */
-export type PersisterEngine = Pick<Engine, 'takeDirty' | 'restoreDirty' | 'committed' | 'hasDirty'>;
+/** The members of the Engine the persister uses (a test builds them from an object literal). */
+export type PersisterEngine = Pick<Engine, 'beginCommit' | 'commitSucceeded' | 'commitFailed' | 'reconcile' | 'hasWork'>;
 
 export interface PersisterHooks {
-  /** Runs right before each commit, so work done in this turn joins it (dispatch, effects). */
+  /** Runs right before each commit, so work done in this turn joins it (the effects to deliver after it). */
   beforeCommit(): void;
   /** Every record that just became durable (for watchers). */
   committed(records: TaskRecord[]): void;
+  /** A commit succeeded: deliver what waited on it. */
+  delivered(): void;
   /** A failed commit, or a post-commit step that threw. Must not throw. */
   onError(error: Error): void;
+  /** Every store call goes through this (the store's circuit breaker). */
+  call<T>(fn: () => Promise<T>): Promise<T>;
 }
 
 /**
  * Group commit. Every change the engine makes in one event-loop turn goes
- * into one store transaction (one fsync), and everything waiting on it — a
- * Submit's answer, update acks, assignments — happens only after it.
+ * into one store transaction (one fsync), with the claims for the free slots
+ * of that moment, and everything waiting on it (a Submit's answer, update
+ * acks, assignments) happens only after it.
  *
  * Invariants: at most one commit runs at a time; a callback registered while
  * one runs waits for the next one, which also holds its changes. Every
  * callback is called exactly once, with the outcome of the commit that held
  * its changes: a callback (or watcher) that throws is reported to `onError`
- * and changes neither that outcome nor what the other callbacks hear.
+ * and changes neither that outcome nor what the other callbacks hear. After
+ * a failed commit, whose outcome the store may not know, the next run first
+ * reconciles what the store says this dispatcher holds.
  */
 export class Persister {
   private waiting: AfterCommit[] = [];
@@ -34,15 +41,17 @@ export class Persister {
   private retryTimer: NodeJS.Timeout | undefined;
   private retryDelayMs = 0;
   private closed = false;
+  private reconcileDue = false;
   commits = 0;
   recordsCommitted = 0;
+  failures = 0;
   /** Post-commit steps (callbacks, watchers) that threw; each was reported to onError. */
   callbackErrors = 0;
 
   constructor(
     private readonly engine: PersisterEngine,
-    private readonly store: TaskStore,
-    private readonly idempotencyRetentionMs: () => number,
+    private readonly store: Pick<TaskStore, 'commit' | 'owned'>,
+    private readonly owner: string,
     private readonly hooks: PersisterHooks,
   ) {}
 
@@ -64,6 +73,12 @@ export class Persister {
     setImmediate(() => void this.run());
   }
 
+  /** The next run reconciles first (a heartbeat found the lease had expired). */
+  reconcileSoon(): void {
+    this.reconcileDue = true;
+    this.schedule();
+  }
+
   /** Stops retrying; pending callbacks get an error. Call after a final `barrier()`. */
   close(): void {
     this.closed = true;
@@ -78,24 +93,44 @@ export class Persister {
   private async run(): Promise<void> {
     this.scheduled = false;
     this.running = true;
-    let records: TaskRecord[] = [];
+    let durable: TaskRecord[] = [];
     let waiting: AfterCommit[] = [];
     let failure: Error | undefined;
-    // Only the commit itself is inside this try: what runs after it must not
+    // Only the store calls are inside this try: what runs after them must not
     // turn a durable commit into a reported failure.
     try {
+      if (this.reconcileDue) {
+        const owned = await this.hooks.call(() => this.store.owned(this.owner));
+        this.engine.reconcile(owned);
+        this.reconcileDue = false;
+      }
       this.hooks.beforeCommit();
-      records = this.engine.takeDirty();
       waiting = this.waiting;
       this.waiting = [];
-      if (records.length > 0) await this.store.commit(records, this.idempotencyRetentionMs());
+      const batch = this.engine.beginCommit();
+      if (batch !== undefined) {
+        let outcome;
+        try {
+          outcome = await this.hooks.call(() => this.store.commit(batch));
+        } catch (err) {
+          this.engine.commitFailed();
+          this.reconcileDue = true;
+          throw err;
+        }
+        durable = this.engine.commitSucceeded(outcome);
+      }
     } catch (err) {
       failure = err instanceof Error ? err : new Error(String(err));
+      // Callbacks registered during a failed reconcile wait for the next run.
+      if (waiting.length === 0) {
+        waiting = this.waiting;
+        this.waiting = [];
+      }
     }
     this.running = false;
-    if (failure === undefined) this.succeeded(records, waiting);
-    else this.failed(failure, records, waiting);
-    if (this.waiting.length > 0 || this.engine.hasDirty) this.schedule();
+    if (failure === undefined) this.succeeded(durable, waiting);
+    else this.failed(failure, waiting);
+    if (this.waiting.length > 0 || this.engine.hasWork) this.schedule();
   }
 
   /** The commit is durable: every callback hears so exactly once, whatever the others do. */
@@ -104,15 +139,15 @@ export class Persister {
     if (records.length > 0) {
       this.commits += 1;
       this.recordsCommitted += records.length;
-      this.isolated('the engine\'s post-commit bookkeeping', () => this.engine.committed(records));
       this.isolated('a watcher', () => this.hooks.committed(records));
     }
+    this.isolated('delivering effects', () => this.hooks.delivered());
     for (const fn of waiting) this.isolated('an after-commit callback', () => fn());
   }
 
-  /** Nothing was written: the records go back to dirty, the callbacks hear the error, a retry is scheduled. */
-  private failed(error: Error, records: TaskRecord[], waiting: AfterCommit[]): void {
-    this.engine.restoreDirty(records);
+  /** Nothing may have been written: the callbacks hear the error, a retry is scheduled. */
+  private failed(error: Error, waiting: AfterCommit[]): void {
+    this.failures += 1;
     this.hooks.onError(error);
     for (const fn of waiting) this.isolated('an after-commit callback', () => fn(error));
     this.retryDelayMs = Math.min(5_000, Math.max(50, this.retryDelayMs * 2));

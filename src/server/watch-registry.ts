@@ -1,4 +1,4 @@
-import type { TaskRecord } from '../core/task';
+import type { TaskRecord } from '../core/task-fields';
 import { isTerminal } from '../core/task-state';
 
 export type WatchListener = (record: TaskRecord) => void;

@@ -1,13 +1,13 @@
 import type * as grpc from '@grpc/grpc-js';
 import { Status, ZonalError } from '../errors';
 import type { SessionState, CloseCause, HelloSpec } from '../core/session';
-import { NAME_PATTERN } from '../core/submit-spec';
+import { NAME_PATTERN } from '../core/task-fields';
 import { MAX_SLOTS_PER_SESSION } from '../core/options';
 import type { UpdateAckOut } from '../core/update';
 import { answeredWithoutTask } from '../core/update-rules';
 import { decodeHello, decodeUpdate, encodeAck, u64 } from '../protocol/codec';
 import type { Outgoing, WireDispatcherMessage, WireTaskUpdate, WireWorkerMessage } from '../protocol/wire';
-import type { Dispatcher } from './dispatcher';
+import type { Dispatcher, StreamSink } from './dispatcher';
 
 export type WorkerCall = grpc.ServerDuplexStream<WireWorkerMessage, Outgoing<WireDispatcherMessage>>;
 
@@ -24,7 +24,7 @@ const MAX_LABEL_CHARS = 1024;
  * Invariant: `session` is undefined until a valid Hello arrives, and the
  * stream is ended exactly once (`ended`).
  */
-export class WorkerStream {
+export class WorkerStream implements StreamSink {
   session: SessionState | undefined;
   private ended = false;
   private helloTimer: NodeJS.Timeout | undefined;
@@ -151,16 +151,18 @@ export class WorkerStream {
       kind: 'acks',
       acks: { acks: list.map((ack, i) => encodeAck(ack, updates[i]?.sequenceId)) },
     });
+    // Settled the moment the commit is durable: an attempt lost in that commit rejects its acks.
+    const settle = (): UpdateAckOut[] => acks.map((ack, i) => this.dispatcher.settleAck({ taskId: updates[i]?.taskId ?? '', attempt: updates[i]?.attempt ?? 0 }, ack));
     const unknown = acks.some(answeredWithoutTask);
     if (!unknown && this.ackChain === undefined) {
-      this.dispatcher.afterCommit(() => this.send(encode(acks)));
+      this.dispatcher.afterCommit(() => this.send(encode(settle())));
       return;
     }
-    const committed = new Promise<void>((resolve) => this.dispatcher.afterCommit(() => resolve()));
+    const committed = new Promise<UpdateAckOut[]>((resolve) => this.dispatcher.afterCommit(() => resolve(settle())));
     const chain = (this.ackChain ?? Promise.resolve())
       .then(async () => {
-        await committed;
-        const completed = unknown ? await Promise.all(acks.map((ack) => this.dispatcher.withStoredState(ack))) : acks;
+        const settled = await committed;
+        const completed = unknown ? await Promise.all(settled.map((ack) => this.dispatcher.withStoredState(ack))) : settled;
         this.send(encode(completed));
       })
       .catch((err: unknown) => this.failInternal(err));

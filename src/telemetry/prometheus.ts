@@ -1,11 +1,28 @@
 import * as client from 'prom-client';
-import type { Dispatcher } from '../server/dispatcher';
 import type { RuntimeConfig } from '../config/runtime-config';
 import { sloPairs } from '../config/slo-thresholds';
 import { CIRCUIT_STATE_VALUE, METRICS } from './metric-names';
 
+/** The dispatcher's counts the registry reads at scrape time (Dispatcher.stats() has them). */
+export interface DispatcherCounts {
+  sessions: number;
+  tasksInMemory: number;
+  heldTasks: number;
+  heartbeatsSent: number;
+  heartbeatOverBudget: boolean;
+  commits: number;
+  recordsCommitted: number;
+  sessionsClosedByCause: Partial<Record<string, number>>;
+  peers: number;
+  tasksSwept: number;
+  tasksLost: number;
+}
+
 export interface MetricSources {
-  dispatcher: Dispatcher;
+  /** Read at every scrape. */
+  stats: () => DispatcherCounts;
+  /** State of the breaker guarding the task store. */
+  storeCircuit?: () => keyof typeof CIRCUIT_STATE_VALUE;
   /** The runtime config, if the registry should report it. */
   runtimeConfig?: RuntimeConfig;
   /** State of the breaker guarding the control-plane registration, if any. */
@@ -22,7 +39,7 @@ export interface MetricSources {
 export function createDispatcherRegistry(sources: MetricSources): client.Registry {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, prefix: 'zonal_process_' });
-  const { dispatcher } = sources;
+  const stats = sources.stats;
   const gauge = (def: { name: string; help: string; labelNames: readonly string[] }, read: (g: client.Gauge) => void): void => {
     new client.Gauge({
       name: def.name,
@@ -48,18 +65,27 @@ export function createDispatcherRegistry(sources: MetricSources): client.Registr
       },
     });
   };
-  gauge(METRICS.sessions, (g) => g.set(dispatcher.stats().sessions));
-  gauge(METRICS.tasksInMemory, (g) => g.set(dispatcher.stats().tasksInMemory));
-  gauge(METRICS.readyTasks, (g) => g.set(dispatcher.stats().ready));
-  gauge(METRICS.heartbeatOverBudget, (g) => g.set(dispatcher.stats().heartbeatOverBudget ? 1 : 0));
-  counter(METRICS.heartbeatsSent, (c) => c.inc(dispatcher.stats().heartbeatsSent));
-  counter(METRICS.storeCommits, (c) => c.inc(dispatcher.stats().commits));
-  counter(METRICS.storeRecords, (c) => c.inc(dispatcher.stats().recordsCommitted));
+  gauge(METRICS.sessions, (g) => g.set(stats().sessions));
+  gauge(METRICS.tasksInMemory, (g) => g.set(stats().tasksInMemory));
+  gauge(METRICS.heldTasks, (g) => g.set(stats().heldTasks));
+  gauge(METRICS.peerDispatchers, (g) => g.set(stats().peers));
+  gauge(METRICS.heartbeatOverBudget, (g) => g.set(stats().heartbeatOverBudget ? 1 : 0));
+  counter(METRICS.heartbeatsSent, (c) => c.inc(stats().heartbeatsSent));
+  counter(METRICS.storeCommits, (c) => c.inc(stats().commits));
+  counter(METRICS.storeRecords, (c) => c.inc(stats().recordsCommitted));
+  counter(METRICS.tasksSwept, (c) => c.inc(stats().tasksSwept));
+  counter(METRICS.tasksLost, (c) => c.inc(stats().tasksLost));
   counter(METRICS.sessionsClosed, (c) => {
-    for (const [cause, n] of Object.entries(dispatcher.stats().sessionsClosedByCause)) c.inc({ cause }, n ?? 0);
+    for (const [cause, n] of Object.entries(stats().sessionsClosedByCause)) c.inc({ cause }, n ?? 0);
   });
+  const storeCircuit = sources.storeCircuit;
   const circuit = sources.controlPlaneCircuit;
-  if (circuit !== undefined) gauge(METRICS.dependencyCircuitState, (g) => g.set({ dependency: 'control-plane' }, CIRCUIT_STATE_VALUE[circuit()]));
+  if (storeCircuit !== undefined || circuit !== undefined) {
+    gauge(METRICS.dependencyCircuitState, (g) => {
+      if (storeCircuit !== undefined) g.set({ dependency: 'store' }, CIRCUIT_STATE_VALUE[storeCircuit()]);
+      if (circuit !== undefined) g.set({ dependency: 'control-plane' }, CIRCUIT_STATE_VALUE[circuit()]);
+    });
+  }
   const config = sources.runtimeConfig;
   if (config !== undefined) {
     gauge(METRICS.configVersion, (g) => g.set(config.current.version));

@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { createLogger } from '../log';
 import { ControlPlane, type ControlPlaneOptions } from './control-plane';
-import { shutdownGrpcServer } from '../server/grpc-shutdown';
+import { shutdownGrpcServer } from '../protocol/grpc-shutdown';
 import { watchControlPlaneFile } from './static-endpoints';
 
 const log = createLogger('xds');

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startServer } from '../../src/server/server';
+import { startServer } from '../../src/app/start-server';
 import { HOLDER_FILE } from '../../src/store/sqlite/data-dir-lock';
 import { DataDirInUseError } from '../../src/store/store-errors';
 import { startHarness, type Harness } from '../support/server-harness';

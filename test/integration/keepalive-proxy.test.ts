@@ -4,7 +4,7 @@ import { Worker } from '../../src/client/worker';
 import type { SessionState } from '../../src/core/session';
 import { FaultProxy } from '../../src/testing/fault-proxy';
 import { createDispatcherRegistry } from '../../src/telemetry/prometheus';
-import type { ServerOptionsInput } from '../../src/server/server-options';
+import type { ServerOptionsInput } from '../../src/app/server-options';
 import { rawClient, RawStream } from '../support/raw-client';
 import { eventually, startHarness, type Harness } from '../support/server-harness';
 

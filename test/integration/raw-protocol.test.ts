@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventually, startHarness, type Harness } from '../support/server-harness';
-import type { ServerOptionsInput } from '../../src/server/server-options';
+import type { ServerOptionsInput } from '../../src/app/server-options';
 import { RawStream } from '../support/raw-client';
 import { endStatus, expectStatus, getTask, RawWorker, Resources, submit, unary, unaryError, type RawClient } from './raw-peer';
 

@@ -4,7 +4,7 @@ import { NonRetryableError, Worker, type TaskHandler } from '../../src/client/wo
 import { TaskFailedError } from '../../src/errors';
 import { rawClient, RawStream } from '../support/raw-client';
 import { eventually, startHarness, type Harness } from '../support/server-harness';
-import type { ServerOptionsInput } from '../../src/server/server-options';
+import type { ServerOptionsInput } from '../../src/app/server-options';
 
 /** The SDK as a user drives it, against a real dispatcher on 127.0.0.1 port 0. */
 describe('SDK: ProducerClient and Worker', () => {

@@ -12,7 +12,7 @@ import type { KeepalivePolicyOptions } from '../../src/core/keepalive-policy';
 /** The seed's fixed timing (15 s heartbeats, 45 s liveness), so lease tests read in round numbers. */
 export const SEED_KEEPALIVE: Partial<KeepalivePolicyOptions> = { minIntervalMs: 15_000, maxIntervalMs: 15_000, baseIdleMs: 45_000 };
 import type { CloseCause, HelloSpec, SessionState } from '../../src/core/session';
-import type { TaskRecord, TaskSpec } from '../../src/core/task';
+import type { TaskRecord, TaskSpec } from '../../src/core/task-fields';
 import type { UpdateAckOut, WorkerUpdate } from '../../src/core/update';
 import type { ErrorInfo } from '../../src/errors';
 

@@ -1,25 +1,251 @@
-import type { TaskRecord } from '../../src/core/task';
+import { claimableAtMs, claimPhase } from '../../src/core/claim-rules';
+import { emptyOutcome, type CommitBatch, type CommitOutcome, type StateWrite } from '../../src/core/commit-batch';
+import { copyRecord, STATE_FIELDS, type TaskRecord } from '../../src/core/task-fields';
 import { isTerminal } from '../../src/core/task-state';
-import type { TaskStore } from '../../src/store/task-store';
+import type { ErrorInfo } from '../../src/errors';
+import type { DispatcherEntry, HeartbeatOutcome, StoreCancelOutcome, StoreEvent, StoreHealth, SweepCandidates, TaskStore } from '../../src/store/task-store';
 
 interface KeyEntry {
   taskId: string;
   expiresMs: number;
 }
 
+interface Entry extends DispatcherEntry {
+  leaseExpiresMs: number;
+}
+
 /**
- * An in-memory TaskStore for tests. It passes the same contract suite as the
- * durable adapters (test/store/task-store.contract.ts). Records are copied
- * in and out, so neither the caller nor the store can alias the other's.
- *
+ * The TaskStore contract in memory, synchronously: what the core harness
+ * (test/support/core-harness.ts) commits to, and what MemoryTaskStore wraps.
+ * It passes the same contract suite as the durable adapters. Records are
+ * copied in and out, so neither side can alias the other's.
+ */
+export class MemoryStoreCore {
+  private readonly tasks = new Map<string, TaskRecord>();
+  /** FIFO position among PENDING tasks (the SQL stores' `seq` column). */
+  private readonly seqs = new Map<string, number>();
+  private readonly keys = new Map<string, KeyEntry>();
+  private readonly dispatchers = new Map<string, Entry>();
+  private readonly listeners = new Set<(event: StoreEvent) => void>();
+  private nextSeq = 1;
+  commits = 0;
+
+  constructor(readonly exclusive = true) {}
+
+  register(entry: DispatcherEntry, _nowMs: number, leaseExpiresMs: number): void {
+    for (const other of this.dispatchers.values()) {
+      if (other.dispatcherId === entry.dispatcherId || this.exclusive) other.leaseExpiresMs = 0;
+    }
+    this.dispatchers.set(entry.owner, { ...entry, leaseExpiresMs });
+  }
+
+  heartbeat(owner: string, nowMs: number, leaseExpiresMs: number): HeartbeatOutcome {
+    const entry = this.dispatchers.get(owner);
+    const wasLive = entry !== undefined && entry.leaseExpiresMs >= nowMs;
+    if (entry !== undefined) entry.leaseExpiresMs = leaseExpiresMs;
+    let peers = 0;
+    for (const other of this.dispatchers.values()) if (other.owner !== owner && other.leaseExpiresMs >= nowMs) peers += 1;
+    return { peers, wasLive };
+  }
+
+  unregister(owner: string): void {
+    this.dispatchers.delete(owner);
+  }
+
+  commit(batch: CommitBatch): CommitOutcome {
+    // Copy everything first: a record that cannot be read fails the commit before anything is written.
+    const inserts = batch.inserts.map(copyRecord);
+    const writes = batch.writes.map((w) => ({ ...w, record: copyRecord(w.record) }));
+    const outcome = emptyOutcome(batch.claims.length);
+    const readyQueues = new Map<string, number>();
+    const noteReady = (task: TaskRecord): void => {
+      if (task.state === 'PENDING') readyQueues.set(task.queue, Math.min(readyQueues.get(task.queue) ?? Infinity, task.readyAtMs));
+    };
+    for (const record of inserts) {
+      if (this.tasks.has(record.id)) continue; // a retry of an insert that landed
+      if (record.idempotencyKey !== '') {
+        const held = this.keys.get(record.idempotencyKey);
+        if (held !== undefined && held.expiresMs > batch.nowMs && held.taskId !== record.id) {
+          outcome.duplicates.set(record.id, held.taskId);
+          continue;
+        }
+        this.keys.set(record.idempotencyKey, { taskId: record.id, expiresMs: record.createdMs + batch.idempotencyRetentionMs });
+      }
+      this.tasks.set(record.id, record);
+      this.seqs.set(record.id, this.nextSeq++);
+      noteReady(record);
+    }
+    for (const write of writes) {
+      const conflict = this.write(write);
+      if (conflict !== null) outcome.conflicts.set(write.record.id, conflict);
+      else noteReady(write.record);
+    }
+    batch.claims.forEach((group, g) => {
+      const candidates = [...this.tasks.values()]
+        .map((task) => ({ task, phase: claimPhase(task, group.zone, batch.dispatcherZone, batch.nowMs, batch.spilloverDelayMs) }))
+        .filter((c) => c.task.queue === group.queue && c.phase > 0)
+        .sort((a, b) => a.phase - b.phase || b.task.priority - a.task.priority || this.seqs.get(a.task.id)! - this.seqs.get(b.task.id)!);
+      const claimed = candidates.slice(0, group.slots.length);
+      claimed.forEach(({ task }, slot) => {
+        const s = group.slots[slot]!;
+        Object.assign(task, {
+          state: 'ASSIGNED',
+          owner: batch.owner,
+          dispatcherZone: batch.dispatcherZone,
+          leaseExpiresMs: batch.leaseExpiresMs,
+          sessionId: s.sessionId,
+          workerId: s.workerId,
+          workerZone: group.zone,
+          attemptDeadlineMs: batch.nowMs + task.attemptTimeoutMs,
+          progressPermille: 0,
+          version: task.version + 1,
+          updatedMs: batch.nowMs,
+        } satisfies Partial<TaskRecord>);
+        outcome.claimed[g]!.push({ task: copyRecord(task), slot });
+      });
+      if (claimed.length < group.slots.length) outcome.nextClaimAtMs[g] = this.nextClaimable(group.queue, group.zone, batch);
+    });
+    this.commits += 1;
+    if (readyQueues.size > 0) {
+      const atMs = Math.min(...readyQueues.values());
+      this.emit({ kind: 'ready', queues: [...readyQueues.keys()], atMs });
+    }
+    return outcome;
+  }
+
+  /** null when applied, else what the store holds (undefined: gone). */
+  private write(write: StateWrite): TaskRecord | undefined | null {
+    const current = this.tasks.get(write.record.id);
+    if (current === undefined) return undefined;
+    const next = write.record;
+    const repeated = current.version === next.version && current.state === next.state && current.attempt === next.attempt && current.owner === next.owner;
+    if (repeated) return null;
+    if (current.version !== write.expectVersion) return copyRecord(current);
+    for (const field of STATE_FIELDS) (current as Record<string, unknown>)[field] = next[field];
+    if (next.state === 'PENDING' && write.requeue === 'back') this.seqs.set(current.id, this.nextSeq++);
+    return null;
+  }
+
+  private nextClaimable(queue: string, zone: string, batch: CommitBatch): number | undefined {
+    let next: number | undefined;
+    for (const task of this.tasks.values()) {
+      if (task.queue !== queue || task.state !== 'PENDING') continue;
+      const at = claimableAtMs(task, zone, batch.dispatcherZone, batch.spilloverDelayMs);
+      if (at > batch.nowMs && (next === undefined || at < next)) next = at;
+    }
+    return next;
+  }
+
+  sweep(owner: string, nowMs: number, limit: number): SweepCandidates {
+    const live = (o: string): boolean => {
+      const entry = this.dispatchers.get(o);
+      return entry !== undefined && entry.leaseExpiresMs >= nowMs;
+    };
+    const leaseExpired: TaskRecord[] = [];
+    const startExpired: TaskRecord[] = [];
+    for (const task of this.tasks.values()) {
+      if ((task.state === 'ASSIGNED' || task.state === 'RUNNING') && task.owner !== owner && task.leaseExpiresMs < nowMs && !live(task.owner)) {
+        if (leaseExpired.length < limit) leaseExpired.push(copyRecord(task));
+      } else if (task.state === 'PENDING' && task.startDeadlineMs > 0 && task.startDeadlineMs <= nowMs) {
+        if (startExpired.length < limit) startExpired.push(copyRecord(task));
+      }
+    }
+    return { leaseExpired, startExpired };
+  }
+
+  owned(owner: string): TaskRecord[] {
+    return [...this.tasks.values()].filter((t) => t.owner === owner && (t.state === 'ASSIGNED' || t.state === 'RUNNING')).map(copyRecord);
+  }
+
+  cancel(taskId: string, nowMs: number, error: ErrorInfo): StoreCancelOutcome | undefined {
+    const task = this.tasks.get(taskId);
+    if (task === undefined) return undefined;
+    if (isTerminal(task.state)) return { task: copyRecord(task), cancelled: false, previousOwner: '', previousAttempt: 0 };
+    const previousOwner = task.owner;
+    const previousAttempt = task.attempt;
+    Object.assign(task, {
+      state: 'CANCELLED',
+      owner: '',
+      leaseExpiresMs: 0,
+      sessionId: '',
+      attemptDeadlineMs: 0,
+      result: null,
+      error: { ...error },
+      version: task.version + 1,
+      updatedMs: nowMs,
+    } satisfies Partial<TaskRecord>);
+    if (previousOwner !== '') this.emit({ kind: 'cancelled', owner: previousOwner, taskId, attempt: previousAttempt });
+    return { task: copyRecord(task), cancelled: true, previousOwner, previousAttempt };
+  }
+
+  get(taskId: string): TaskRecord | undefined {
+    const record = this.tasks.get(taskId);
+    return record && copyRecord(record);
+  }
+
+  getMany(ids: readonly string[]): TaskRecord[] {
+    const out: TaskRecord[] = [];
+    for (const id of ids) {
+      const record = this.tasks.get(id);
+      if (record !== undefined) out.push(copyRecord(record));
+    }
+    return out;
+  }
+
+  purge(nowMs: number, finishedBeforeMs: number, limit: number): number {
+    const keys = [...this.keys]
+      .filter(([, e]) => e.expiresMs <= nowMs)
+      .sort(([, a], [, b]) => a.expiresMs - b.expiresMs)
+      .slice(0, limit);
+    for (const [key] of keys) this.keys.delete(key);
+    const finished = [...this.tasks.values()]
+      .filter((r) => isTerminal(r.state) && r.updatedMs < finishedBeforeMs)
+      .sort((a, b) => a.updatedMs - b.updatedMs)
+      .slice(0, limit);
+    for (const record of finished) {
+      this.tasks.delete(record.id);
+      this.seqs.delete(record.id);
+      // A purged task's key goes with it: a key always names a task that exists.
+      if (record.idempotencyKey !== '' && this.keys.get(record.idempotencyKey)?.taskId === record.id) this.keys.delete(record.idempotencyKey);
+    }
+    return keys.length + finished.length;
+  }
+
+  subscribe(listener: (event: StoreEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** How many tasks are in each state (tests). */
+  countByState(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const task of this.tasks.values()) out[task.state] = (out[task.state] ?? 0) + 1;
+    return out;
+  }
+
+  private emit(event: StoreEvent): void {
+    for (const listener of [...this.listeners]) listener(event);
+  }
+}
+
+/**
+ * An in-memory TaskStore for tests, over MemoryStoreCore.
  * `failNextCommits(n)` makes the next n commits reject without writing
  * anything, to simulate a store outage.
  */
 export class MemoryTaskStore implements TaskStore {
-  private readonly tasks = new Map<string, TaskRecord>();
-  private readonly keys = new Map<string, KeyEntry>();
+  readonly kind = 'memory';
+  readonly core: MemoryStoreCore;
   private commitsToFail = 0;
   private closed = false;
+
+  constructor(core = new MemoryStoreCore()) {
+    this.core = core;
+  }
+
+  get exclusive(): boolean {
+    return this.core.exclusive;
+  }
 
   /** Makes the next `n` commit calls reject, writing nothing. */
   failNextCommits(n: number): void {
@@ -30,60 +256,66 @@ export class MemoryTaskStore implements TaskStore {
     this.check();
   }
 
-  async commit(records: readonly TaskRecord[], idempotencyRetentionMs: number): Promise<void> {
+  async register(entry: DispatcherEntry, nowMs: number, leaseExpiresMs: number): Promise<void> {
+    this.check();
+    this.core.register(entry, nowMs, leaseExpiresMs);
+  }
+
+  async heartbeat(owner: string, nowMs: number, leaseExpiresMs: number): Promise<HeartbeatOutcome> {
+    this.check();
+    return this.core.heartbeat(owner, nowMs, leaseExpiresMs);
+  }
+
+  async unregister(owner: string): Promise<void> {
+    this.check();
+    this.core.unregister(owner);
+  }
+
+  async commit(batch: CommitBatch): Promise<CommitOutcome> {
     this.check();
     if (this.commitsToFail > 0) {
       this.commitsToFail--;
       throw new Error('MemoryTaskStore: simulated store outage');
     }
-    // Copy everything first: a record that cannot be read fails the commit before anything is written.
-    const copies = records.map(copyRecord);
-    for (const record of copies) {
-      this.tasks.set(record.id, record);
-      if (record.idempotencyKey === '') continue;
-      const expiresMs = record.createdMs + idempotencyRetentionMs;
-      const existing = this.keys.get(record.idempotencyKey);
-      // Same rule as the SQL adapters: never re-point a key to an older mapping.
-      if (existing && existing.expiresMs > expiresMs) continue;
-      this.keys.set(record.idempotencyKey, { taskId: record.id, expiresMs });
-    }
+    return this.core.commit(batch);
+  }
+
+  async sweep(owner: string, nowMs: number, limit: number): Promise<SweepCandidates> {
+    this.check();
+    return this.core.sweep(owner, nowMs, limit);
+  }
+
+  async owned(owner: string): Promise<TaskRecord[]> {
+    this.check();
+    return this.core.owned(owner);
+  }
+
+  async cancel(taskId: string, nowMs: number, error: ErrorInfo): Promise<StoreCancelOutcome | undefined> {
+    this.check();
+    return this.core.cancel(taskId, nowMs, error);
   }
 
   async get(taskId: string): Promise<TaskRecord | undefined> {
     this.check();
-    const record = this.tasks.get(taskId);
-    return record && copyRecord(record);
+    return this.core.get(taskId);
   }
 
-  async findByIdempotencyKey(key: string, nowMs: number): Promise<TaskRecord | undefined> {
+  async getMany(ids: readonly string[]): Promise<TaskRecord[]> {
     this.check();
-    const entry = this.keys.get(key);
-    if (!entry || entry.expiresMs <= nowMs) return undefined;
-    const record = this.tasks.get(entry.taskId);
-    return record && copyRecord(record);
-  }
-
-  async loadUnfinished(): Promise<TaskRecord[]> {
-    this.check();
-    return [...this.tasks.values()]
-      .filter((r) => !isTerminal(r.state))
-      .sort((a, b) => a.seq - b.seq)
-      .map(copyRecord);
+    return this.core.getMany(ids);
   }
 
   async purge(nowMs: number, finishedBeforeMs: number, limit: number): Promise<number> {
     this.check();
-    const keys = [...this.keys]
-      .filter(([, e]) => e.expiresMs <= nowMs)
-      .sort(([, a], [, b]) => a.expiresMs - b.expiresMs)
-      .slice(0, limit);
-    for (const [key] of keys) this.keys.delete(key);
-    const finished = [...this.tasks.values()]
-      .filter((r) => isTerminal(r.state) && r.updatedMs < finishedBeforeMs)
-      .sort((a, b) => a.updatedMs - b.updatedMs)
-      .slice(0, limit);
-    for (const record of finished) this.tasks.delete(record.id);
-    return keys.length + finished.length;
+    return this.core.purge(nowMs, finishedBeforeMs, limit);
+  }
+
+  subscribe(listener: (event: StoreEvent) => void): () => void {
+    return this.core.subscribe(listener);
+  }
+
+  health(): StoreHealth {
+    return { ok: !this.closed, detail: this.closed ? 'closed' : 'ok' };
   }
 
   async close(): Promise<void> {
@@ -93,14 +325,4 @@ export class MemoryTaskStore implements TaskStore {
   private check(): void {
     if (this.closed) throw new Error('MemoryTaskStore is closed');
   }
-}
-
-function copyRecord(r: TaskRecord): TaskRecord {
-  return {
-    ...r,
-    payload: new Uint8Array(r.payload),
-    labels: { ...r.labels },
-    result: r.result === null ? null : new Uint8Array(r.result),
-    error: r.error === null ? null : { ...r.error },
-  };
 }

@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { startServer, type RunningServer } from '../../src/server/server';
-import type { ServerOptionsInput } from '../../src/server/server-options';
+import { startServer, type RunningServer } from '../../src/app/start-server';
+import type { ServerOptionsInput } from '../../src/app/server-options';
 
 export interface Harness {
   server: RunningServer;

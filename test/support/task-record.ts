@@ -1,6 +1,6 @@
-import type { TaskRecord } from '../../src/core/task';
+import type { TaskRecord } from '../../src/core/task-fields';
 
-/** A PENDING task record; override what the test is about. Shared by store and core tests. */
+/** A PENDING, unowned task record, ready since `createdMs`; override what the test is about. Shared by store and core tests. */
 export function taskRecord(id: string, overrides: Partial<TaskRecord> = {}, createdMs = 1_700_000_000_000): TaskRecord {
   return {
     id,
@@ -10,23 +10,30 @@ export function taskRecord(id: string, overrides: Partial<TaskRecord> = {}, crea
     contentType: 'application/octet-stream',
     labels: {},
     preferredZone: '',
+    producerZone: '',
+    acceptedZone: '',
     idempotencyKey: '',
-    state: 'PENDING',
-    attempt: 1,
     maxAttempts: 3,
-    version: 1,
     attemptTimeoutMs: 30_000,
     scheduleToStartTimeoutMs: 0,
-    notBeforeMs: 0,
     createdMs,
-    updatedMs: createdMs,
+    state: 'PENDING',
+    attempt: 1,
+    version: 1,
+    owner: '',
+    dispatcherZone: '',
+    leaseExpiresMs: 0,
     sessionId: '',
     workerId: '',
+    workerZone: '',
     attemptDeadlineMs: 0,
     progressPermille: 0,
     result: null,
     error: null,
-    seq: 1,
+    notBeforeMs: 0,
+    readyAtMs: createdMs,
+    startDeadlineMs: 0,
+    updatedMs: createdMs,
     ...overrides,
   };
 }

@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Random } from '../../src/core/clock';
 import { holdKey } from '../../src/core/session';
-import type { TaskRecord } from '../../src/core/task';
+import type { TaskRecord } from '../../src/core/task-fields';
 import { canTransition, isTerminal, type TaskState } from '../../src/core/task-state';
 import type { UpdateAckOut, WorkerUpdate } from '../../src/core/update';
 import { errorInfo } from '../../src/errors';

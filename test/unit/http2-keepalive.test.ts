@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { clientKeepaliveOptions, HTTP2_KEEPALIVE_DEFAULTS, serverKeepaliveOptions, validateHttp2Keepalive } from '../../src/core/http2-keepalive';
 import { ProducerClient } from '../../src/client/producer-client';
-import { compileServerOptions } from '../../src/server/server-options';
+import { compileServerOptions } from '../../src/app/server-options';
 
 describe('HTTP/2 keepalive agreement', () => {
   it('the defaults agree: the client pings no faster than the server tolerates, and only with calls', () => {

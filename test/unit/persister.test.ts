@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { TaskRecord } from '../../src/core/task';
+import type { TaskRecord } from '../../src/core/task-fields';
 import { Persister, type AfterCommit, type PersisterEngine } from '../../src/server/persister';
 import type { TaskStore } from '../../src/store/task-store';
 import { taskRecord } from '../support/task-record';

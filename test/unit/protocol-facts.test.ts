@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MAX_SLOTS_PER_SESSION } from '../../src/core/options';
-import { MAX_ATTEMPTS } from '../../src/core/submit-spec';
+import { MAX_ATTEMPTS } from '../../src/core/task-fields';
 import { ATTEMPT_VERSION_SPAN, MAX_WIRE_INTEGER } from '../../src/core/update-rules';
 
 const root = path.resolve(__dirname, '..', '..');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { TaskRecord } from '../../src/core/task';
+import type { TaskRecord } from '../../src/core/task-fields';
 import { errorInfo } from '../../src/errors';
 import { byTask, createHarness, fixedRandom, T0 } from '../support/core-harness';
 import { taskRecord } from '../support/task-record';

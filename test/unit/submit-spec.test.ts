@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { compileCoreOptions } from '../../src/core/options';
-import { compileTaskSpec, DEFAULT_QUEUE, type RawSubmit } from '../../src/core/submit-spec';
+import { compileTaskSpec, DEFAULT_QUEUE, type RawSubmit } from '../../src/core/task-fields';
 import { InvalidArgumentError, Status, ZonalError } from '../../src/errors';
 
 const NOW = 1_700_000_000_000;

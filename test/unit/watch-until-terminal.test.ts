@@ -3,7 +3,7 @@
  * final state always, whatever its version, then the end, once.
  */
 import { describe, expect, it } from 'vitest';
-import type { TaskRecord } from '../../src/core/task';
+import type { TaskRecord } from '../../src/core/task-fields';
 import type { TaskState } from '../../src/core/task-state';
 import { untilTerminal, WatchRegistry } from '../../src/server/watch-registry';
 

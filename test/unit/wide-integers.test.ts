@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Random } from '../../src/core/clock';
-import { MAX_ATTEMPTS } from '../../src/core/submit-spec';
+import { MAX_ATTEMPTS } from '../../src/core/task-fields';
 import { ATTEMPT_VERSION_SPAN, MAX_WIRE_INTEGER } from '../../src/core/update-rules';
 import type { UpdateAckOut } from '../../src/core/update';
 import { decodeUpdate, encodeAck } from '../../src/protocol/codec';

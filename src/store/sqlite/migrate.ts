@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import { MIGRATION_001_INIT } from './migrations/001-init';
+import { MIGRATION_002_OWNERSHIP } from './migrations/002-ownership';
 
 export interface Migration {
   /** 1-based; equals the `PRAGMA user_version` the database has once applied. */
@@ -8,7 +9,10 @@ export interface Migration {
 }
 
 /** Every migration, in order. Append only: a shipped migration is never edited. */
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, sql: MIGRATION_001_INIT }];
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, sql: MIGRATION_001_INIT },
+  { version: 2, sql: MIGRATION_002_OWNERSHIP },
+];
 
 /**
  * Brings the schema up to the newest migration, tracked with

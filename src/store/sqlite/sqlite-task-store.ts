@@ -1,21 +1,31 @@
 import Database from 'better-sqlite3';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { TaskRecord } from '../../core/task';
-import type { TaskState } from '../../core/task-state';
+import { emptyOutcome, type CommitBatch, type CommitOutcome, type StateWrite } from '../../core/commit-batch';
+import type { TaskRecord } from '../../core/task-fields';
+import { isTerminal } from '../../core/task-state';
 import type { ErrorInfo } from '../../errors';
 import { createLogger } from '../../log';
 import { StoreDamagedError } from '../store-errors';
-import type { TaskStore } from '../task-store';
+import type { DispatcherEntry, HeartbeatOutcome, StoreCancelOutcome, StoreEvent, StoreHealth, SweepCandidates, TaskStore } from '../task-store';
 import { checkIntegrity, checkOrphanWal, isDamageError, moveAside } from './integrity';
 import { migrate } from './migrate';
-import { FIND_BY_IDEMPOTENCY_KEY } from './sql/find-by-idempotency-key';
+import { CANCEL_TASK } from './sql/cancel-task';
+import { CLAIM_AT_ONCE, CLAIM_SPILLED } from './sql/claim-ready';
+import { CLAIM_TASK } from './sql/claim-task';
+import { DISPATCHER_LEASE, ENTER_DISPATCHER, EXPIRE_DISPATCHERS, LEAVE_DISPATCHER, LIVE_PEERS, RENEW_DISPATCHER } from './sql/dispatchers';
 import { GET_TASK } from './sql/get-task';
-import { LOAD_UNFINISHED } from './sql/load-unfinished';
-import { PURGE_FINISHED } from './sql/purge-finished';
-import { PURGE_KEYS } from './sql/purge-keys';
-import { UPSERT_IDEMPOTENCY_KEY } from './sql/upsert-idempotency-key';
-import { UPSERT_TASK } from './sql/upsert-task';
+import { GET_TASKS } from './sql/get-tasks';
+import { IDEMPOTENCY_KEY_HOLDER } from './sql/idempotency-key-holder';
+import { INSERT_TASK } from './sql/insert-task';
+import { NEXT_READY_AT, NEXT_SPILL_READY_AT } from './sql/next-claimable';
+import { OWNED_TASKS } from './sql/owned-tasks';
+import { DELETE_TASK, DELETE_TASK_KEY, FINISHED_TO_PURGE, PURGE_KEYS } from './sql/purge';
+import { MAX_SEQ, READ_UNFINISHED } from './sql/read-unfinished';
+import { LEASE_EXPIRED, START_EXPIRED } from './sql/sweep';
+import { TAKE_IDEMPOTENCY_KEY } from './sql/take-idempotency-key';
+import { WRITE_STATE } from './sql/write-state';
+import { fromRow, stateRow, toRow, type TaskRow } from './task-row';
 
 export interface SqliteTaskStoreOptions {
   /** Database file; its directory is created if missing. ':memory:' for tests. */
@@ -42,58 +52,46 @@ const log = createLogger('sqlite-store');
 /** How long a writer waits for another connection's lock before failing with SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5_000;
 
-/** A `tasks` row as better-sqlite3 binds and returns it (see migrations/001-init.ts). */
-interface TaskRow {
-  id: string;
-  queue: string;
-  priority: number;
-  payload: Uint8Array;
-  content_type: string;
-  /** JSON object of string -> string. */
-  labels: string;
-  preferred_zone: string;
-  idempotency_key: string;
-  state: string;
-  attempt: number;
-  max_attempts: number;
-  version: number;
-  attempt_timeout_ms: number;
-  schedule_to_start_timeout_ms: number;
-  not_before_ms: number;
-  created_ms: number;
-  updated_ms: number;
-  session_id: string;
-  worker_id: string;
-  attempt_deadline_ms: number;
-  progress_permille: number;
-  result: Uint8Array | null;
-  /** JSON ErrorInfo, or NULL. */
-  error: string | null;
-  seq: number;
-}
-
-interface KeyRow {
-  key: string;
-  task_id: string;
-  expires_ms: number;
-}
+type Bind = Record<string, unknown>;
 
 /** Every statement, prepared once after migrations. */
 interface Statements {
-  upsertTask: Database.Statement<[TaskRow]>;
-  upsertKey: Database.Statement<[KeyRow]>;
+  insertTask: Database.Statement<[Bind]>;
+  takeKey: Database.Statement<[Bind]>;
+  keyHolder: Database.Statement<[string], { task_id: string }>;
+  writeState: Database.Statement<[Bind]>;
   getTask: Database.Statement<[string], TaskRow>;
-  findByKey: Database.Statement<[string, number], TaskRow>;
-  loadUnfinished: Database.Statement<[], TaskRow>;
+  getTasks: Database.Statement<[string], TaskRow>;
+  claimAtOnce: Database.Statement<[Bind], TaskRow>;
+  claimSpilled: Database.Statement<[Bind], TaskRow>;
+  claimTask: Database.Statement<[Bind]>;
+  nextReadyAt: Database.Statement<[Bind], { at: number | null }>;
+  nextSpillReadyAt: Database.Statement<[Bind], { at: number | null }>;
+  leaseExpired: Database.Statement<[Bind], TaskRow>;
+  startExpired: Database.Statement<[Bind], TaskRow>;
+  ownedTasks: Database.Statement<[string], TaskRow>;
+  cancelTask: Database.Statement<[Bind]>;
+  expireDispatchers: Database.Statement<[Bind]>;
+  enterDispatcher: Database.Statement<[Bind]>;
+  dispatcherLease: Database.Statement<[string], { lease_expires_ms: number }>;
+  renewDispatcher: Database.Statement<[Bind]>;
+  livePeers: Database.Statement<[Bind], { n: number }>;
+  leaveDispatcher: Database.Statement<[string]>;
   purgeKeys: Database.Statement<[number, number]>;
-  purgeFinished: Database.Statement<[number, number]>;
+  finishedToPurge: Database.Statement<[number, number], { id: string; idempotency_key: string }>;
+  deleteTask: Database.Statement<[string]>;
+  deleteTaskKey: Database.Statement<[string, string]>;
+  readUnfinished: Database.Statement<[], TaskRow>;
 }
 
 /** The open connection and what hangs off it. */
 interface Connection {
   db: Database.Database;
   statements: Statements;
-  commit: (records: readonly TaskRecord[], idempotencyRetentionMs: number) => void;
+  commit: (batch: CommitBatch) => CommitOutcome;
+  register: (entry: DispatcherEntry, nowMs: number, leaseExpiresMs: number) => void;
+  heartbeat: (owner: string, nowMs: number, leaseExpiresMs: number) => HeartbeatOutcome;
+  cancel: (taskId: string, nowMs: number, error: ErrorInfo) => StoreCancelOutcome | undefined;
   purge: (nowMs: number, finishedBeforeMs: number, limit: number) => number;
 }
 
@@ -106,6 +104,9 @@ interface Connection {
  * rejects before open() and after close().
  */
 export class SqliteTaskStore implements TaskStore {
+  readonly kind = 'sqlite';
+  /** One process per file: the dispatcher holds its data dir's lock (data-dir-lock.ts). */
+  readonly exclusive = true;
   private readonly path: string;
   private readonly synchronous: 'FULL' | 'NORMAL';
   private readonly allowDamaged: boolean;
@@ -172,7 +173,7 @@ export class SqliteTaskStore implements TaskStore {
       throw err;
     }
     try {
-      connection.statements.loadUnfinished.all();
+      connection.statements.readUnfinished.all();
       return connection;
     } catch (err) {
       connection.db.close();
@@ -201,9 +202,36 @@ export class SqliteTaskStore implements TaskStore {
     return new StoreDamagedError(this.path, [`SQLite cannot read it: ${(err as Error).message}`], true, { cause: err });
   }
 
-  async commit(records: readonly TaskRecord[], idempotencyRetentionMs: number): Promise<void> {
-    const connection = this.use();
-    if (records.length > 0) connection.commit(records, idempotencyRetentionMs);
+  async register(entry: DispatcherEntry, nowMs: number, leaseExpiresMs: number): Promise<void> {
+    this.use().register(entry, nowMs, leaseExpiresMs);
+  }
+
+  async heartbeat(owner: string, nowMs: number, leaseExpiresMs: number): Promise<HeartbeatOutcome> {
+    return this.use().heartbeat(owner, nowMs, leaseExpiresMs);
+  }
+
+  async unregister(owner: string): Promise<void> {
+    this.use().statements.leaveDispatcher.run(owner);
+  }
+
+  async commit(batch: CommitBatch): Promise<CommitOutcome> {
+    return this.use().commit(batch);
+  }
+
+  async sweep(owner: string, nowMs: number, limit: number): Promise<SweepCandidates> {
+    const s = this.use().statements;
+    return {
+      leaseExpired: s.leaseExpired.all({ owner, now: nowMs, limit }).map(fromRow),
+      startExpired: s.startExpired.all({ now: nowMs, limit }).map(fromRow),
+    };
+  }
+
+  async owned(owner: string): Promise<TaskRecord[]> {
+    return this.use().statements.ownedTasks.all(owner).map(fromRow);
+  }
+
+  async cancel(taskId: string, nowMs: number, error: ErrorInfo): Promise<StoreCancelOutcome | undefined> {
+    return this.use().cancel(taskId, nowMs, error);
   }
 
   async get(taskId: string): Promise<TaskRecord | undefined> {
@@ -211,22 +239,23 @@ export class SqliteTaskStore implements TaskStore {
     return row && fromRow(row);
   }
 
-  async findByIdempotencyKey(key: string, nowMs: number): Promise<TaskRecord | undefined> {
-    const row = this.use().statements.findByKey.get(key, nowMs);
-    return row && fromRow(row);
-  }
-
-  async loadUnfinished(): Promise<TaskRecord[]> {
-    const statement = this.use().statements.loadUnfinished;
-    try {
-      return statement.all().map(fromRow);
-    } catch (err) {
-      throw isDamageError(err) ? this.unreadable(err) : err;
-    }
+  async getMany(ids: readonly string[]): Promise<TaskRecord[]> {
+    if (ids.length === 0) return [];
+    return this.use().statements.getTasks.all(JSON.stringify(ids)).map(fromRow);
   }
 
   async purge(nowMs: number, finishedBeforeMs: number, limit: number): Promise<number> {
     return this.use().purge(nowMs, finishedBeforeMs, limit);
+  }
+
+  /** One process uses the file: there is nobody else to hear from. */
+  subscribe(_listener: (event: StoreEvent) => void): () => void {
+    return () => undefined;
+  }
+
+  health(): StoreHealth {
+    if (this.connection !== undefined) return { ok: true, detail: `SQLite ${this.path}` };
+    return { ok: false, detail: this.closed ? 'closed' : 'not open' };
   }
 
   async close(): Promise<void> {
@@ -273,89 +302,154 @@ function createStoreFile(path: string): void {
 
 function connect(db: Database.Database): Connection {
   const statements: Statements = {
-    upsertTask: db.prepare<[TaskRow]>(UPSERT_TASK),
-    upsertKey: db.prepare<[KeyRow]>(UPSERT_IDEMPOTENCY_KEY),
-    getTask: db.prepare<[string], TaskRow>(GET_TASK),
-    findByKey: db.prepare<[string, number], TaskRow>(FIND_BY_IDEMPOTENCY_KEY),
-    loadUnfinished: db.prepare<[], TaskRow>(LOAD_UNFINISHED),
-    purgeKeys: db.prepare<[number, number]>(PURGE_KEYS),
-    purgeFinished: db.prepare<[number, number]>(PURGE_FINISHED),
+    insertTask: db.prepare(INSERT_TASK),
+    takeKey: db.prepare(TAKE_IDEMPOTENCY_KEY),
+    keyHolder: db.prepare(IDEMPOTENCY_KEY_HOLDER),
+    writeState: db.prepare(WRITE_STATE),
+    getTask: db.prepare(GET_TASK),
+    getTasks: db.prepare(GET_TASKS),
+    claimAtOnce: db.prepare(CLAIM_AT_ONCE),
+    claimSpilled: db.prepare(CLAIM_SPILLED),
+    claimTask: db.prepare(CLAIM_TASK),
+    nextReadyAt: db.prepare(NEXT_READY_AT),
+    nextSpillReadyAt: db.prepare(NEXT_SPILL_READY_AT),
+    leaseExpired: db.prepare(LEASE_EXPIRED),
+    startExpired: db.prepare(START_EXPIRED),
+    ownedTasks: db.prepare(OWNED_TASKS),
+    cancelTask: db.prepare(CANCEL_TASK),
+    expireDispatchers: db.prepare(EXPIRE_DISPATCHERS),
+    enterDispatcher: db.prepare(ENTER_DISPATCHER),
+    dispatcherLease: db.prepare(DISPATCHER_LEASE),
+    renewDispatcher: db.prepare(RENEW_DISPATCHER),
+    livePeers: db.prepare(LIVE_PEERS),
+    leaveDispatcher: db.prepare(LEAVE_DISPATCHER),
+    purgeKeys: db.prepare(PURGE_KEYS),
+    finishedToPurge: db.prepare(FINISHED_TO_PURGE),
+    deleteTask: db.prepare(DELETE_TASK),
+    deleteTaskKey: db.prepare(DELETE_TASK_KEY),
+    readUnfinished: db.prepare(READ_UNFINISHED),
   };
-  const commit = db.transaction((records: readonly TaskRecord[], idempotencyRetentionMs: number) => {
-    for (const record of records) {
-      statements.upsertTask.run(toRow(record));
+  const s = statements;
+  // The store is used by one process (its data-dir lock), so FIFO places are numbered here.
+  let seq = (db.prepare(MAX_SEQ).get() as { seq: number }).seq;
+
+  /** Applies one write; null when applied, else what the row holds now (undefined: gone). */
+  const applyWrite = (write: StateWrite): TaskRecord | undefined | null => {
+    const next = write.record;
+    const requeueBack = next.state === 'PENDING' && write.requeue === 'back';
+    const changes = s.writeState.run({ ...stateRow(next), id: next.id, expect_version: write.expectVersion, seq: requeueBack ? ++seq : null }).changes;
+    if (changes === 1) return null;
+    const row = s.getTask.get(next.id);
+    if (row === undefined) return undefined;
+    const current = fromRow(row);
+    const repeated = current.version === next.version && current.state === next.state && current.attempt === next.attempt && current.owner === next.owner;
+    return repeated ? null : current;
+  };
+
+  const commit = db.transaction((batch: CommitBatch): CommitOutcome => {
+    const outcome = emptyOutcome(batch.claims.length);
+    for (const record of batch.inserts) {
+      const row = toRow(record);
       if (record.idempotencyKey !== '') {
-        statements.upsertKey.run({
-          key: record.idempotencyKey,
-          task_id: record.id,
-          expires_ms: record.createdMs + idempotencyRetentionMs,
-        });
+        const took = s.takeKey.run({ key: record.idempotencyKey, task_id: record.id, expires_ms: record.createdMs + batch.idempotencyRetentionMs, now: batch.nowMs }).changes;
+        const holder = took === 1 ? undefined : s.keyHolder.get(record.idempotencyKey);
+        if (holder !== undefined && holder.task_id !== record.id) {
+          outcome.duplicates.set(record.id, holder.task_id);
+          continue;
+        }
       }
+      row['seq'] = ++seq;
+      s.insertTask.run(row);
     }
+    for (const write of batch.writes) {
+      const conflict = applyWrite(write);
+      if (conflict !== null) outcome.conflicts.set(write.record.id, conflict);
+    }
+    batch.claims.forEach((group, g) => {
+      const bind = { queue: group.queue, now: batch.nowMs, spilled_by: batch.nowMs - batch.spilloverDelayMs, zone: group.zone, dispatcher_zone: batch.dispatcherZone };
+      const rows = s.claimAtOnce.all({ ...bind, limit: group.slots.length });
+      if (rows.length < group.slots.length) rows.push(...s.claimSpilled.all({ ...bind, limit: group.slots.length - rows.length }));
+      const claimed = outcome.claimed[g]!;
+      rows.forEach((row, slot) => {
+        const task = fromRow(row);
+        const { sessionId, workerId } = group.slots[slot]!;
+        s.claimTask.run({
+          id: task.id,
+          version: task.version,
+          owner: batch.owner,
+          dispatcher_zone: batch.dispatcherZone,
+          lease_expires_ms: batch.leaseExpiresMs,
+          session_id: sessionId,
+          worker_id: workerId,
+          worker_zone: group.zone,
+          now: batch.nowMs,
+        });
+        Object.assign(task, {
+          state: 'ASSIGNED',
+          owner: batch.owner,
+          dispatcherZone: batch.dispatcherZone,
+          leaseExpiresMs: batch.leaseExpiresMs,
+          sessionId,
+          workerId,
+          workerZone: group.zone,
+          attemptDeadlineMs: batch.nowMs + task.attemptTimeoutMs,
+          progressPermille: 0,
+          version: task.version + 1,
+          updatedMs: batch.nowMs,
+        } satisfies Partial<TaskRecord>);
+        claimed.push({ task, slot });
+      });
+      if (rows.length < group.slots.length) {
+        const ready = s.nextReadyAt.get(bind)?.at ?? null;
+        const spill = s.nextSpillReadyAt.get(bind)?.at ?? null;
+        const candidates = [ready, spill === null ? null : spill + batch.spilloverDelayMs].filter((v): v is number => v !== null);
+        outcome.nextClaimAtMs[g] = candidates.length > 0 ? Math.min(...candidates) : undefined;
+      }
+    });
+    return outcome;
   });
+
+  const register = db.transaction((entry: DispatcherEntry, nowMs: number, leaseExpiresMs: number): void => {
+    s.expireDispatchers.run({ dispatcher_id: entry.dispatcherId, all: 1 });
+    s.enterDispatcher.run({ owner: entry.owner, dispatcher_id: entry.dispatcherId, zone: entry.zone, address: entry.address, now: nowMs, lease_expires_ms: leaseExpiresMs });
+  });
+
+  const heartbeat = db.transaction((owner: string, nowMs: number, leaseExpiresMs: number): HeartbeatOutcome => {
+    const lease = s.dispatcherLease.get(owner)?.lease_expires_ms;
+    s.renewDispatcher.run({ owner, lease_expires_ms: leaseExpiresMs });
+    return { wasLive: lease !== undefined && lease >= nowMs, peers: s.livePeers.get({ owner, now: nowMs })?.n ?? 0 };
+  });
+
+  const cancel = db.transaction((taskId: string, nowMs: number, error: ErrorInfo): StoreCancelOutcome | undefined => {
+    const row = s.getTask.get(taskId);
+    if (row === undefined) return undefined;
+    const task = fromRow(row);
+    if (isTerminal(task.state)) return { task, cancelled: false, previousOwner: '', previousAttempt: 0 };
+    s.cancelTask.run({ id: taskId, version: task.version, error: JSON.stringify(error), now: nowMs });
+    const previousOwner = task.owner;
+    const previousAttempt = task.attempt;
+    Object.assign(task, {
+      state: 'CANCELLED',
+      owner: '',
+      leaseExpiresMs: 0,
+      sessionId: '',
+      attemptDeadlineMs: 0,
+      result: null,
+      error: { ...error },
+      version: task.version + 1,
+      updatedMs: nowMs,
+    } satisfies Partial<TaskRecord>);
+    return { task, cancelled: true, previousOwner, previousAttempt };
+  });
+
   const purge = db.transaction((nowMs: number, finishedBeforeMs: number, limit: number): number => {
-    const keys = statements.purgeKeys.run(nowMs, limit).changes;
-    const tasks = statements.purgeFinished.run(finishedBeforeMs, limit).changes;
-    return keys + tasks;
+    const keys = s.purgeKeys.run(nowMs, limit).changes;
+    const finished = s.finishedToPurge.all(finishedBeforeMs, limit);
+    for (const { id, idempotency_key: key } of finished) {
+      if (key !== '') s.deleteTaskKey.run(key, id);
+      s.deleteTask.run(id);
+    }
+    return keys + finished.length;
   });
-  return { db, statements, commit, purge };
-}
-
-function toRow(r: TaskRecord): TaskRow {
-  return {
-    id: r.id,
-    queue: r.queue,
-    priority: r.priority,
-    payload: r.payload,
-    content_type: r.contentType,
-    labels: JSON.stringify(r.labels),
-    preferred_zone: r.preferredZone,
-    idempotency_key: r.idempotencyKey,
-    state: r.state,
-    attempt: r.attempt,
-    max_attempts: r.maxAttempts,
-    version: r.version,
-    attempt_timeout_ms: r.attemptTimeoutMs,
-    schedule_to_start_timeout_ms: r.scheduleToStartTimeoutMs,
-    not_before_ms: r.notBeforeMs,
-    created_ms: r.createdMs,
-    updated_ms: r.updatedMs,
-    session_id: r.sessionId,
-    worker_id: r.workerId,
-    attempt_deadline_ms: r.attemptDeadlineMs,
-    progress_permille: r.progressPermille,
-    result: r.result,
-    error: r.error === null ? null : JSON.stringify(r.error),
-    seq: r.seq,
-  };
-}
-
-/** Trusts the row: the schema's CHECK keeps `state` a TaskState, and only toRow writes the JSON. */
-function fromRow(row: TaskRow): TaskRecord {
-  return {
-    id: row.id,
-    queue: row.queue,
-    priority: row.priority,
-    payload: row.payload,
-    contentType: row.content_type,
-    labels: JSON.parse(row.labels) as Record<string, string>,
-    preferredZone: row.preferred_zone,
-    idempotencyKey: row.idempotency_key,
-    state: row.state as TaskState,
-    attempt: row.attempt,
-    maxAttempts: row.max_attempts,
-    version: row.version,
-    attemptTimeoutMs: row.attempt_timeout_ms,
-    scheduleToStartTimeoutMs: row.schedule_to_start_timeout_ms,
-    notBeforeMs: row.not_before_ms,
-    createdMs: row.created_ms,
-    updatedMs: row.updated_ms,
-    sessionId: row.session_id,
-    workerId: row.worker_id,
-    attemptDeadlineMs: row.attempt_deadline_ms,
-    progressPermille: row.progress_permille,
-    result: row.result,
-    error: row.error === null ? null : (JSON.parse(row.error) as ErrorInfo),
-    seq: row.seq,
-  };
+  return { db, statements, commit, register, heartbeat, cancel, purge };
 }

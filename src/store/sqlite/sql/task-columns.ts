@@ -1,10 +1,27 @@
+import { FIELD_LIST, STATE_FIELDS, TASK_FIELDS } from '../../../core/task-fields';
+
 /**
- * The `tasks` columns every task-returning statement selects, in schema
- * order. A fragment, not a statement: each row it yields is a TaskRow
- * (../sqlite-task-store.ts). `t` is the alias the statements give `tasks`.
+ * The `tasks` columns, derived from the field table (core/task-fields.ts).
+ * Fragments, not statements. `t` is the alias the statements give `tasks`;
+ * every task-returning statement selects TASK_COLUMNS and yields a TaskRow
+ * (../task-row.ts).
  */
-export const TASK_COLUMNS = `
-  t.id, t.queue, t.priority, t.payload, t.content_type, t.labels, t.preferred_zone,
-  t.idempotency_key, t.state, t.attempt, t.max_attempts, t.version, t.attempt_timeout_ms,
-  t.schedule_to_start_timeout_ms, t.not_before_ms, t.created_ms, t.updated_ms, t.session_id,
-  t.worker_id, t.attempt_deadline_ms, t.progress_permille, t.result, t.error, t.seq`;
+export const TASK_COLUMNS = FIELD_LIST.map((f) => `t.${f.column}`).join(', ');
+
+/** The insert's column list and its named parameters (@column). */
+export const INSERT_COLUMNS = FIELD_LIST.map((f) => f.column).join(', ');
+export const INSERT_VALUES = FIELD_LIST.map((f) => `@${f.column}`).join(', ');
+
+/** `column = @column` for every state column: what a write changes. The definition columns are never in it. */
+export const STATE_ASSIGNMENTS = STATE_FIELDS.map((name) => `${TASK_FIELDS[name].column} = @${TASK_FIELDS[name].column}`).join(', ');
+
+/** The states in which a dispatcher holds a task. */
+export const HELD_STATES = `('ASSIGNED', 'RUNNING')`;
+/** The terminal states. */
+export const TERMINAL_STATES = `('COMPLETED', 'FAILED', 'CANCELLED')`;
+
+/**
+ * Whether sessions of zone @zone on a dispatcher of zone @dispatcher_zone may
+ * take the task at once (core/claim-rules.ts, takesAtOnce).
+ */
+export const TAKES_AT_ONCE = `(CASE WHEN t.preferred_zone <> '' THEN t.preferred_zone = @zone ELSE t.accepted_zone IN ('', @dispatcher_zone, @zone) END)`;

@@ -1,6 +1,5 @@
 import type * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import * as grpc from '@grpc/grpc-js';
 import { startAdminServer } from '../admin/admin-server';
 import { createLogger, currentLogLevel, setLogLevel } from '../log';
 import { DEFAULT_CALL_POLICY } from '../client/call-policy';
@@ -9,19 +8,17 @@ import { RuntimeConfig } from '../config/runtime-config';
 import { DEFAULT_SLO_THRESHOLDS } from '../config/slo-thresholds';
 import { PublicKeyRing } from '../config/signature';
 import { compileBreakerOptions } from '../resilience/breaker';
-import { dispatcherService } from '../protocol/service';
 import { DataDirLock } from '../store/sqlite/data-dir-lock';
-import { SqliteTaskStore } from '../store/sqlite/sqlite-task-store';
 import type { TaskStore } from '../store/task-store';
-import { Dispatcher } from './dispatcher';
-import { shutdownGrpcServer } from './grpc-shutdown';
-import { serverKeepaliveOptions } from '../core/http2-keepalive';
+import { Dispatcher } from '../server/dispatcher';
+import { startGrpcService } from '../server/grpc-server';
 import { createDispatcherRegistry } from '../telemetry/prometheus';
 import { startControlPlane } from '../xds/xds-server';
 import { RegistrationClient, registrationBreakerDefaults } from '../xds/registration-client';
 import type { ControlPlane } from '../xds/control-plane';
-import { dispatcherHandlers } from './grpc-service';
+import { openStore } from './open-store';
 import { compileServerOptions, type ServerOptions, type ServerOptionsInput } from './server-options';
+import { redactStoreUrl } from './store-url';
 
 const log = createLogger('server');
 
@@ -100,29 +97,28 @@ async function startLocked(options: ServerOptions, lock: DataDirLock, undo: Undo
   undo.push(() => runtimeConfig.close());
   const initial = runtimeConfig.current;
   setLogLevel(initial.logLevel);
-  const taskStore = store ?? new SqliteTaskStore({ path: options.sqlitePath, synchronous: options.sqliteSynchronous, allowDamaged: options.allowDamagedStore });
+  const taskStore = store ?? (await openStore(options));
   const dispatcher = new Dispatcher({
     core: initial.core,
     store: taskStore,
     finishedRetentionMs: options.finishedRetentionMs,
-    identity: { id: options.dispatcherId, zone: options.zone },
+    sweepIntervalMs: options.sweepIntervalMs,
+    remoteWatchPollMs: options.remoteWatchPollMs,
+    identity: { id: options.dispatcherId, zone: options.zone, address: options.advertiseAddress !== '' ? options.advertiseAddress : options.grpcAddress },
   });
   undo.push(() => taskStore.close());
-  const { recovered } = await dispatcher.start();
+  const { swept } = await dispatcher.start();
   undo.pop();
   undo.push(() => dispatcher.shutdown(0));
 
-  const server = new grpc.Server({
-    'grpc.max_receive_message_length': options.maxMessageBytes,
-    'grpc.max_send_message_length': options.maxMessageBytes,
-    ...serverKeepaliveOptions(options.http2Keepalive),
+  const grpc = await startGrpcService(dispatcher, {
+    address: options.grpcAddress,
+    maxMessageBytes: options.maxMessageBytes,
+    http2Keepalive: options.http2Keepalive,
+    helloTimeoutMs: options.helloTimeoutMs,
   });
-  server.addService(dispatcherService().definition, dispatcherHandlers(dispatcher, options.helloTimeoutMs));
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(options.grpcAddress, grpc.ServerCredentials.createInsecure(), (err, boundPort) => (err ? reject(err) : resolve(boundPort)));
-  });
-  undo.push(() => shutdownGrpcServer(server, 2_000));
-  const grpcAddress = `${splitHostPort(options.grpcAddress).host}:${port}`;
+  undo.push(() => grpc.stop());
+  const grpcAddress = grpc.address;
 
   // xDS: an embedded control plane, and this dispatcher's registration with one.
   const controlPlane = options.xdsAddress !== '' ? await startControlPlane({ address: options.xdsAddress, file: options.xdsFile, healthWindowMs: options.xdsHealthWindowMs }) : undefined;
@@ -156,7 +152,8 @@ async function startLocked(options: ServerOptions, lock: DataDirLock, undo: Undo
   if (options.adminAddress !== '') {
     const { host, port: adminPort } = splitHostPort(options.adminAddress);
     const registry = createDispatcherRegistry({
-      dispatcher,
+      stats: () => dispatcher.stats(),
+      storeCircuit: () => dispatcher.storeCircuit(),
       runtimeConfig,
       ...(registration !== undefined ? { controlPlaneCircuit: () => registration.circuitState() } : {}),
       ...(controlPlane !== undefined ? { xdsNacks: () => controlPlane.plane.nackCount } : {}),
@@ -168,7 +165,7 @@ async function startLocked(options: ServerOptions, lock: DataDirLock, undo: Undo
     });
     adminAddress = `${host}:${(admin.address() as AddressInfo).port}`;
   }
-  log.info('dispatcher started', { grpcAddress, adminAddress, store: options.sqlitePath, recovered, zone: options.zone, xds: controlPlane?.address ?? '', registerWith });
+  log.info('dispatcher started', { grpcAddress, adminAddress, store: redactStoreUrl(options.store), owner: dispatcher.owner, swept, zone: options.zone, xds: controlPlane?.address ?? '', registerWith });
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
@@ -183,7 +180,7 @@ async function startLocked(options: ServerOptions, lock: DataDirLock, undo: Undo
       await registration?.stop();
       await controlPlane?.stop();
       await runtimeConfig.close();
-      await shutdownGrpcServer(server, 2_000);
+      await grpc.stop();
       if (admin !== undefined) {
         admin.closeAllConnections();
         await new Promise<void>((resolve) => admin.close(() => resolve()));

@@ -1,5 +1,5 @@
 import * as os from 'node:os';
-import * as path from 'node:path';
+import { parseStoreUrl } from './store-url';
 import { compileCoreOptions, type CoreOptions, type CoreOptionsInput } from '../core/options';
 import { HTTP2_KEEPALIVE_DEFAULTS, validateHttp2Keepalive, type Http2KeepaliveConfig } from '../core/http2-keepalive';
 
@@ -13,9 +13,10 @@ export interface ServerOptions {
   grpcAddress: string;
   /** Admin HTTP (health) address, host:port; '' disables it. */
   adminAddress: string;
+  /** The lock, the runtime config's last-good snapshot, and (by default) the SQLite store. */
   dataDir: string;
-  /** SQLite file; defaults to <dataDir>/zonal.db. */
-  sqlitePath: string;
+  /** Where tasks live: `sqlite:<dir>` (default `sqlite:<dataDir>`) or `postgres://…` (store-url.ts). */
+  store: string;
   /** FULL survives power loss; NORMAL survives process crashes only. */
   sqliteSynchronous: 'FULL' | 'NORMAL';
   /**
@@ -29,6 +30,10 @@ export interface ServerOptions {
   finishedRetentionMs: number;
   /** Grace period for in-flight tasks on SIGTERM. */
   shutdownGraceMs: number;
+  /** How often the store is swept for tasks of dead dispatchers and schedule-to-start deadlines. */
+  sweepIntervalMs: number;
+  /** How often tasks watched here but held elsewhere are read again. */
+  remoteWatchPollMs: number;
   /** This dispatcher's zone and region, announced to the control plane and to workers. */
   zone: string;
   region: string;
@@ -69,13 +74,15 @@ export function compileServerOptions(input: ServerOptionsInput = {}): ServerOpti
     grpcAddress: input.grpcAddress ?? '127.0.0.1:50051',
     adminAddress: input.adminAddress ?? '127.0.0.1:9464',
     dataDir,
-    sqlitePath: input.sqlitePath ?? path.join(dataDir, 'zonal.db'),
+    store: input.store !== undefined && input.store !== '' ? input.store : `sqlite:${dataDir}`,
     sqliteSynchronous: input.sqliteSynchronous ?? 'FULL',
     allowDamagedStore: input.allowDamagedStore ?? false,
     maxMessageBytes: input.maxMessageBytes ?? 64 * 1024 * 1024,
     helloTimeoutMs: input.helloTimeoutMs ?? 10_000,
     finishedRetentionMs: input.finishedRetentionMs ?? 7 * 24 * 3600_000,
     shutdownGraceMs: input.shutdownGraceMs ?? core.drainGraceMs,
+    sweepIntervalMs: input.sweepIntervalMs ?? 1_000,
+    remoteWatchPollMs: input.remoteWatchPollMs ?? 100,
     zone: input.zone ?? '',
     region: input.region ?? '',
     dispatcherId: input.dispatcherId ?? `${os.hostname()}-${process.pid}`,
@@ -100,6 +107,9 @@ export function compileServerOptions(input: ServerOptionsInput = {}): ServerOpti
   if (options.maxMessageBytes < core.maxPayloadBytes + 64 * 1024) {
     throw new RangeError(`maxMessageBytes (${options.maxMessageBytes}) must exceed maxPayloadBytes (${core.maxPayloadBytes}) by at least 64 KiB`);
   }
+  parseStoreUrl(options.store);
+  if (options.sweepIntervalMs < 50 || options.sweepIntervalMs > 60_000) throw new RangeError(`sweepIntervalMs must be between 50 and 60000, got ${options.sweepIntervalMs}`);
+  if (options.remoteWatchPollMs < 10 || options.remoteWatchPollMs > 60_000) throw new RangeError(`remoteWatchPollMs must be between 10 and 60000, got ${options.remoteWatchPollMs}`);
   if (options.sqliteSynchronous !== 'FULL' && options.sqliteSynchronous !== 'NORMAL') {
     throw new RangeError(`sqliteSynchronous must be FULL or NORMAL, got ${String(options.sqliteSynchronous)}`);
   }

@@ -1,0 +1,35 @@
+import * as grpc from '@grpc/grpc-js';
+import { serverKeepaliveOptions, type Http2KeepaliveConfig } from '../core/http2-keepalive';
+import { shutdownGrpcServer } from '../protocol/grpc-shutdown';
+import { dispatcherService } from '../protocol/service';
+import type { Dispatcher } from './dispatcher';
+import { dispatcherHandlers } from './grpc-service';
+
+export interface GrpcServiceOptions {
+  /** host:port; port 0 picks a free one. */
+  address: string;
+  maxMessageBytes: number;
+  http2Keepalive: Http2KeepaliveConfig;
+  helloTimeoutMs: number;
+}
+
+export interface RunningGrpcService {
+  /** host:port it listens on (the real port when 0 was asked). */
+  readonly address: string;
+  stop(): Promise<void>;
+}
+
+/** Serves zonal.v1.Dispatcher for `dispatcher` on a gRPC server of its own. */
+export async function startGrpcService(dispatcher: Dispatcher, options: GrpcServiceOptions): Promise<RunningGrpcService> {
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': options.maxMessageBytes,
+    'grpc.max_send_message_length': options.maxMessageBytes,
+    ...serverKeepaliveOptions(options.http2Keepalive),
+  });
+  server.addService(dispatcherService().definition, dispatcherHandlers(dispatcher, options.helloTimeoutMs));
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(options.address, grpc.ServerCredentials.createInsecure(), (err, boundPort) => (err ? reject(err) : resolve(boundPort)));
+  });
+  const host = options.address.slice(0, options.address.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+  return { address: `${host}:${port}`, stop: () => shutdownGrpcServer(server, 2_000) };
+}

@@ -1,0 +1,58 @@
+import { FIELD_LIST, type FieldDef, type TaskRecord } from '../../core/task-fields';
+import type { ErrorInfo } from '../../errors';
+
+/**
+ * A `tasks` row as better-sqlite3 binds and returns it: one property per
+ * column of the field table (core/task-fields.ts), named after the column.
+ * labels and error are JSON text; payload and result are BLOBs; state is
+ * TEXT kept to a TaskState by the schema's CHECK.
+ */
+export type TaskRow = Record<string, string | number | Uint8Array | null>;
+
+const STATE_LIST = FIELD_LIST.filter((f) => f.group === 'state');
+
+function bind(row: TaskRow, fields: readonly (FieldDef & { name: keyof TaskRecord })[], record: TaskRecord): TaskRow {
+  for (const field of fields) {
+    const value = record[field.name];
+    switch (field.kind) {
+      case 'labels':
+        row[field.column] = JSON.stringify(value);
+        break;
+      case 'error?':
+        row[field.column] = value === null ? null : JSON.stringify(value);
+        break;
+      default:
+        row[field.column] = value as string | number | Uint8Array | null;
+    }
+  }
+  return row;
+}
+
+/** Every column of a record (an insert). */
+export function toRow(record: TaskRecord): TaskRow {
+  return bind({}, FIELD_LIST, record);
+}
+
+/** The state columns only (a write): the definition is never written again. */
+export function stateRow(record: TaskRecord): TaskRow {
+  return bind({}, STATE_LIST, record);
+}
+
+/** Trusts the row: the schema's CHECK keeps `state` a TaskState, and only toRow writes the JSON. */
+export function fromRow(row: TaskRow): TaskRecord {
+  const record: Record<string, unknown> = {};
+  for (const field of FIELD_LIST) {
+    const value = row[field.column];
+    switch (field.kind) {
+      case 'labels':
+        record[field.name] = JSON.parse(value as string) as Record<string, string>;
+        break;
+      case 'error?':
+        record[field.name] = value === null ? null : (JSON.parse(value as string) as ErrorInfo);
+        break;
+      default:
+        record[field.name] = value;
+    }
+  }
+  return record as TaskRecord;
+}
