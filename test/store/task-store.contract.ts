@@ -353,6 +353,13 @@ export function describeTaskStoreContract(name: string, make: () => Promise<Task
         expect(await claimIds({ nowMs: T0 + 5, spilloverDelayMs: 1, claims: [group('q', 'a', 1)] })).toEqual([['own']]);
       });
 
+      it('fills every group with its at-once tasks before any group takes a spilled one', async () => {
+        await commit({ inserts: [ready('for-b', { preferredZone: 'b' }), ready('for-a', { preferredZone: 'a' })] });
+        // Group a comes first; its spill phase must not take the task group b takes at once.
+        const ids = await claimIds({ claims: [group('q', 'a', 2, 'sa'), group('q', 'b', 1, 'sb')] });
+        expect(ids).toEqual([['for-a'], ['for-b']]);
+      });
+
       it('never gives one task to two groups of one batch', async () => {
         await commit({ inserts: [ready('x'), ready('y'), ready('z')] });
         const ids = await claimIds({ claims: [group('q', 'a', 2, 's1'), group('q', 'a', 2, 's2')] });

@@ -1,13 +1,18 @@
 /**
- * A small driver for the pure dispatch core: a ManualClock, a deterministic
- * random and id generator, and a worker stand-in that numbers its updates.
- * It only calls the Engine's public API; effects are collected after every
- * call so a test can look at what the adapter would have been told to do.
+ * A small driver for the pure dispatch core, in the adapter's place: a
+ * ManualClock, a deterministic random and id generator, an in-memory store
+ * (MemoryStoreCore) that every group commit goes to, and a worker stand-in
+ * that numbers its updates. It only calls the Engine's public API. As the
+ * adapter does, it delivers effects only after a commit: assignments the
+ * commit dropped are not delivered. `submit` and `task` give live views of
+ * a task, wherever it is (the engine's memory or the store).
  */
 import { ManualClock, type Random } from '../../src/core/clock';
+import type { CommitBatch } from '../../src/core/commit-batch';
 import { Engine, type AssignmentOut, type CancelOut, type Effects } from '../../src/core/engine';
 import { compileCoreOptions, type CoreOptions, type CoreOptionsInput } from '../../src/core/options';
 import type { KeepalivePolicyOptions } from '../../src/core/keepalive-policy';
+import { MemoryStoreCore } from './memory-task-store';
 
 /** The seed's fixed timing (15 s heartbeats, 45 s liveness), so lease tests read in round numbers. */
 export const SEED_KEEPALIVE: Partial<KeepalivePolicyOptions> = { minIntervalMs: 15_000, maxIntervalMs: 15_000, baseIdleMs: 45_000 };
@@ -54,6 +59,7 @@ export function taskSpec(overrides: Partial<TaskSpec> = {}): TaskSpec {
     contentType: '',
     labels: {},
     preferredZone: '',
+    producerZone: '',
     idempotencyKey: '',
     maxAttempts: 3,
     attemptTimeoutMs: 60_000,
@@ -126,6 +132,14 @@ export class WorkerStream {
     return ack;
   }
 
+  /** Sends an update and returns its ack as the worker gets it: after the commit, settled (an attempt lost in that commit rejects it). */
+  sendCommitted(fields: UpdateFields): UpdateAckOut {
+    const update = makeUpdate(fields, this.nextSequenceId);
+    const ack = this.sendRaw(update);
+    this.h.settle();
+    return this.h.engine.settleAck(update, ack);
+  }
+
   running(a: { taskId: string; attempt: number }, version: number, progressPermille = 0): UpdateAckOut {
     return this.send({ taskId: a.taskId, attempt: a.attempt, status: 'RUNNING', version, progressPermille });
   }
@@ -164,36 +178,62 @@ export interface HarnessOptions {
   core?: CoreOptionsInput;
   random?: Random;
   startMs?: number;
+  /** The dispatcher's zone (tasks it accepts carry it). */
+  zone?: string;
+  /** Share a store with another harness (several dispatchers); default: its own exclusive one. */
+  store?: MemoryStoreCore;
+  owner?: string;
+  /** Share a clock with another harness. */
+  clock?: ManualClock;
 }
+
+export const OWNER = 'dispatcher-1#1';
 
 export class CoreHarness {
   readonly clock: ManualClock;
   readonly engine: Engine;
   readonly options: CoreOptions;
   readonly random: Random;
+  readonly store: MemoryStoreCore;
+  readonly owner: string;
   private assignments: Assigned[] = [];
   private cancels: CancelSent[] = [];
   private closed: { sessionId: string; cause: CloseCause }[] = [];
   private pings: Effects['pings'] = [];
   private keepaliveUpdates: Effects['keepaliveUpdates'] = [];
+  /** Effects taken from the engine, waiting for the next commit. */
+  private pending: Effects[] = [];
+  private commitsToFail = 0;
   private workerNo = 0;
+  /** The batches committed, newest last. */
+  readonly batches: CommitBatch[] = [];
 
   constructor(opts: HarnessOptions = {}) {
-    this.clock = new ManualClock(opts.startMs ?? T0);
+    this.clock = opts.clock ?? new ManualClock(opts.startMs ?? T0);
     this.options = compileCoreOptions({ ...opts.core, keepalive: { ...SEED_KEEPALIVE, ...opts.core?.keepalive } });
     this.random = opts.random ?? fixedRandom(0.5);
-    this.engine = new Engine(this.options, this.clock, this.random, sequentialIds('id'));
+    this.store = opts.store ?? new MemoryStoreCore();
+    this.owner = opts.owner ?? OWNER;
+    const zone = opts.zone ?? '';
+    this.engine = new Engine(this.options, this.clock, this.random, sequentialIds(opts.owner === undefined ? 'id' : opts.owner.split('#')[0]!), { owner: this.owner, zone });
+    this.store.register({ owner: this.owner, dispatcherId: this.owner.split('#')[0]!, zone, address: '' }, this.now, this.now + 3_600_000_000);
   }
 
   get now(): number {
     return this.clock.nowMs();
   }
 
-  /** Moves the engine's pending effects into the harness buffers. */
+  /** Takes the engine's effects; they are delivered after the next commit. */
   collect(): void {
-    const effects = this.engine.takeEffects();
+    this.pending.push(this.engine.takeEffects());
+  }
+
+  /** Delivers effects as the adapter does after a durable commit: assignments only while still current. */
+  private deliver(effects: Effects): void {
     for (const [sessionId, list] of effects.assignments) {
-      for (const a of list) this.assignments.push({ ...a, sessionId, taskId: a.task.id });
+      for (const a of list) {
+        if (this.engine.isAssigned(sessionId, a.task.id, a.attempt)) this.assignments.push({ ...a, task: this.task(a.task.id), sessionId, taskId: a.task.id });
+      }
     }
     for (const [sessionId, list] of effects.cancels) {
       for (const c of list) this.cancels.push({ ...c, sessionId });
@@ -203,10 +243,63 @@ export class CoreHarness {
     this.keepaliveUpdates.push(...effects.keepaliveUpdates);
   }
 
-  submit(overrides: Partial<TaskSpec> = {}): TaskRecord {
-    const task = this.engine.submit(taskSpec(overrides));
+  /** The next `n` commits fail (nothing written), as a store outage would. */
+  failNextCommits(n: number): void {
+    this.commitsToFail = n;
+  }
+
+  /**
+   * One group commit, as the adapter runs it: the engine's batch goes to the
+   * store, its outcome back to the engine, then the effects are delivered.
+   * Returns the ids the batch inserted or wrote (what became durable).
+   */
+  commit(): string[] {
     this.collect();
-    return task;
+    const batch = this.engine.beginCommit();
+    if (batch === undefined) {
+      for (const effects of this.pending.splice(0)) this.deliver(effects);
+      return [];
+    }
+    if (this.commitsToFail > 0) {
+      this.commitsToFail -= 1;
+      this.engine.commitFailed();
+      return [];
+    }
+    this.batches.push(batch);
+    const outcome = this.store.commit(batch);
+    this.engine.commitSucceeded(outcome);
+    this.collect();
+    for (const effects of this.pending.splice(0)) this.deliver(effects);
+    return [...batch.inserts.map((r) => r.id), ...batch.writes.map((w) => w.record.id)];
+  }
+
+  /** Commits until the engine has nothing more to do (claims that fill freed slots included). */
+  settle(): string[] {
+    const ids: string[] = [];
+    for (let i = 0; i < 50; i++) {
+      ids.push(...this.commit());
+      if (!this.engine.hasWork) return ids;
+    }
+    throw new Error('the engine still has work after 50 commits');
+  }
+
+  /** The task as it is now: the engine's copy while it holds it, else the store's. */
+  task(id: string): TaskRecord {
+    return liveTask(id, () => this.engine.getTask(id) ?? this.store.get(id));
+  }
+
+  /** Sweeps the store as the adapter's timer does, and commits what the engine decided. */
+  sweep(limit = 500): void {
+    const found = this.store.sweep(this.owner, this.now, limit);
+    this.engine.applySweep(found.leaseExpired, found.startExpired);
+    this.engine.recheckBacklog();
+    this.settle();
+  }
+
+  submit(overrides: Partial<TaskSpec> = {}): TaskRecord {
+    const { task } = this.engine.submit(taskSpec(overrides));
+    this.collect();
+    return this.task(task.id);
   }
 
   open(overrides: Partial<HelloSpec> = {}): WorkerStream {
@@ -217,44 +310,44 @@ export class CoreHarness {
   }
 
   /**
-   * Runs dispatch and returns the assignments it made, grouped by session
-   * (the engine reports them per session): in dispatch order within a
-   * session, but not across sessions. Use `byTask` to compare across sessions.
+   * Commits until nothing is left to do and returns the assignments made,
+   * grouped by session (the engine reports them per session): in dispatch
+   * order within a session, but not across sessions. Use `byTask` to
+   * compare across sessions.
    */
   dispatch(): Assigned[] {
-    this.engine.dispatch();
-    this.collect();
+    this.settle();
     return this.takeAssignments();
   }
 
-  /** Advances the clock, then handles every deadline that has passed. */
+  /** Advances the clock, handles every deadline that has passed, sweeps the store (as the adapter's timer does) and commits. */
   advance(ms: number): void {
     this.clock.advance(ms);
     this.engine.tick();
-    this.collect();
+    this.sweep();
   }
 
-  /** Advances the clock to an absolute instant, then ticks. */
+  /** Advances the clock to an absolute instant, then ticks, sweeps and commits. */
   advanceTo(atMs: number): void {
     this.clock.set(atMs);
     this.engine.tick();
-    this.collect();
+    this.sweep();
   }
 
   close(w: WorkerStream, cause: CloseCause = 'STREAM_ENDED'): void {
     this.engine.closeSession(w.session, cause);
-    this.collect();
+    this.settle();
   }
 
   drain(w: WorkerStream, graceMs?: number): void {
     if (graceMs === undefined) this.engine.drain(w.session);
     else this.engine.drain(w.session, graceMs);
-    this.collect();
+    this.settle();
   }
 
   cancel(taskId: string, reason = ''): ReturnType<Engine['cancel']> {
     const out = this.engine.cancel(taskId, reason);
-    this.collect();
+    this.settle();
     return out;
   }
 
@@ -270,12 +363,14 @@ export class CoreHarness {
   }
 
   takeCancels(): CancelSent[] {
+    this.settle();
     const out = this.cancels;
     this.cancels = [];
     return out;
   }
 
   takeClosed(): { sessionId: string; cause: CloseCause }[] {
+    this.settle();
     const out = this.closed;
     this.closed = [];
     return out;
@@ -283,6 +378,7 @@ export class CoreHarness {
 
   /** Explicit heartbeats the engine asked the adapter to send since the last call. */
   takePings(): Effects['pings'] {
+    this.settle();
     const out = this.pings;
     this.pings = [];
     return out;
@@ -290,15 +386,38 @@ export class CoreHarness {
 
   /** New intervals the engine asked the adapter to announce (KeepaliveUpdate) since the last call. */
   takeKeepaliveUpdates(): Effects['keepaliveUpdates'] {
+    this.settle();
     const out = this.keepaliveUpdates;
     this.keepaliveUpdates = [];
     return out;
   }
 
-  /** Ids of the tasks changed since the last call (what the adapter would commit). */
+  /** Ids of the tasks changed since the last commit (what the adapter commits next), committing them. */
   dirtyIds(): string[] {
-    return this.engine.takeDirty().map((r) => r.id);
+    return this.settle();
   }
+}
+
+/** A view of a task that reads its current state at every access (the engine moves tasks to and from the store). */
+function liveTask(id: string, read: () => TaskRecord | undefined): TaskRecord {
+  let last: TaskRecord | undefined;
+  const current = (): TaskRecord => {
+    last = read() ?? last;
+    if (last === undefined) throw new Error(`task ${id} is neither in the engine nor in the store`);
+    return last;
+  };
+  return new Proxy({} as TaskRecord, {
+    get: (_target, key) => (key === 'id' ? id : Reflect.get(current(), key)),
+    has: (_target, key) => Reflect.has(current(), key),
+    ownKeys: () => Reflect.ownKeys(current()),
+    getOwnPropertyDescriptor: (_target, key) => {
+      const descriptor = Reflect.getOwnPropertyDescriptor(current(), key);
+      return descriptor === undefined ? undefined : { ...descriptor, configurable: true };
+    },
+    set: () => {
+      throw new Error('a live task view is read-only');
+    },
+  });
 }
 
 export function createHarness(opts: HarnessOptions = {}): CoreHarness {

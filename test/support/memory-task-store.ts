@@ -80,30 +80,38 @@ export class MemoryStoreCore {
       if (conflict !== null) outcome.conflicts.set(write.record.id, conflict);
       else noteReady(write.record);
     }
-    batch.claims.forEach((group, g) => {
-      const candidates = [...this.tasks.values()]
-        .map((task) => ({ task, phase: claimPhase(task, group.zone, batch.dispatcherZone, batch.nowMs, batch.spilloverDelayMs) }))
-        .filter((c) => c.task.queue === group.queue && c.phase > 0)
-        .sort((a, b) => a.phase - b.phase || b.task.priority - a.task.priority || this.seqs.get(a.task.id)! - this.seqs.get(b.task.id)!);
-      const claimed = candidates.slice(0, group.slots.length);
-      claimed.forEach(({ task }, slot) => {
-        const s = group.slots[slot]!;
-        Object.assign(task, {
-          state: 'ASSIGNED',
-          owner: batch.owner,
-          dispatcherZone: batch.dispatcherZone,
-          leaseExpiresMs: batch.leaseExpiresMs,
-          sessionId: s.sessionId,
-          workerId: s.workerId,
-          workerZone: group.zone,
-          attemptDeadlineMs: batch.nowMs + task.attemptTimeoutMs,
-          progressPermille: 0,
-          version: task.version + 1,
-          updatedMs: batch.nowMs,
-        } satisfies Partial<TaskRecord>);
-        outcome.claimed[g]!.push({ task: copyRecord(task), slot });
+    // Every group's at-once tasks first, then (for slots still free) the spilled ones: a group's
+    // spill never takes a task that a later group of the same batch takes at once.
+    for (const phase of [1, 2] as const) {
+      batch.claims.forEach((group, g) => {
+        const claimed = outcome.claimed[g]!;
+        const free = group.slots.length - claimed.length;
+        if (free <= 0) return;
+        const candidates = [...this.tasks.values()]
+          .filter((task) => task.queue === group.queue && claimPhase(task, group.zone, batch.dispatcherZone, batch.nowMs, batch.spilloverDelayMs) === phase)
+          .sort((a, b) => b.priority - a.priority || this.seqs.get(a.id)! - this.seqs.get(b.id)!);
+        for (const task of candidates.slice(0, free)) {
+          const slot = claimed.length;
+          const s = group.slots[slot]!;
+          Object.assign(task, {
+            state: 'ASSIGNED',
+            owner: batch.owner,
+            dispatcherZone: batch.dispatcherZone,
+            leaseExpiresMs: batch.leaseExpiresMs,
+            sessionId: s.sessionId,
+            workerId: s.workerId,
+            workerZone: group.zone,
+            attemptDeadlineMs: batch.nowMs + task.attemptTimeoutMs,
+            progressPermille: 0,
+            version: task.version + 1,
+            updatedMs: batch.nowMs,
+          } satisfies Partial<TaskRecord>);
+          claimed.push({ task: copyRecord(task), slot });
+        }
       });
-      if (claimed.length < group.slots.length) outcome.nextClaimAtMs[g] = this.nextClaimable(group.queue, group.zone, batch);
+    }
+    batch.claims.forEach((group, g) => {
+      if (outcome.claimed[g]!.length < group.slots.length) outcome.nextClaimAtMs[g] = this.nextClaimable(group.queue, group.zone, batch);
     });
     this.commits += 1;
     if (readyQueues.size > 0) {

@@ -7,7 +7,7 @@ import type { DispatcherEntry, HeartbeatOutcome, StoreCancelOutcome, StoreEvent,
 import { migratePostgres } from './migrate';
 import { Notifications } from './notifications';
 import { CANCEL_TASK } from './sql/cancel-task';
-import { CLAIM_TASKS, NEXT_CLAIMABLE } from './sql/claim-tasks';
+import { CLAIM_AT_ONCE, CLAIM_SPILLED, NEXT_CLAIMABLE } from './sql/claim-tasks';
 import { ENTER_DISPATCHER, HEARTBEAT, LEAVE_DISPATCHER } from './sql/dispatchers';
 import { GET_TASK, GET_TASKS, OWNED_TASKS } from './sql/get-tasks';
 import { INSERT_TASKS, KEY_HOLDERS } from './sql/insert-tasks';
@@ -162,21 +162,29 @@ export class PostgresTaskStore implements TaskStore {
         }
         for (const record of writeRecords) if (done.has(record.id)) noteReady(record);
       }
-      for (const [g, group] of batch.claims.entries()) {
-        const spilledBy = batch.nowMs - batch.spilloverDelayMs;
-        const claimed = await this.run<PgTaskRow & { slot: number }>(
-          client,
-          CLAIM_TASKS,
-          [group.queue, batch.nowMs, spilledBy, group.zone, batch.dispatcherZone, group.slots.map((s) => s.sessionId), group.slots.map((s) => s.workerId), batch.owner, batch.leaseExpiresMs],
-          'zonal_claim_tasks',
-        );
-        outcome.claimed[g] = claimed.rows.map((row) => ({ task: fromPgRow(row), slot: Number(row.slot) }));
-        if (claimed.rows.length < group.slots.length) {
-          const next = await this.run<{ ready_at: number | null; spill_ready_at: number | null }>(client, NEXT_CLAIMABLE, [group.queue, batch.nowMs, spilledBy, group.zone, batch.dispatcherZone], 'zonal_next_claimable');
-          const row = next.rows[0];
-          const candidates = [row?.ready_at ?? null, row?.spill_ready_at == null ? null : row.spill_ready_at + batch.spilloverDelayMs].filter((v): v is number => v !== null);
-          outcome.nextClaimAtMs[g] = candidates.length > 0 ? Math.min(...candidates) : undefined;
+      // Every group's at-once tasks first, then (for slots still free) the spilled ones: a group's
+      // spill never takes a task that a later group of the same batch takes at once.
+      const spilledBy = batch.nowMs - batch.spilloverDelayMs;
+      for (const phase of ['at-once', 'spilled'] as const) {
+        for (const [g, group] of batch.claims.entries()) {
+          const claimed = outcome.claimed[g]!;
+          const free = group.slots.slice(claimed.length);
+          if (free.length === 0) continue;
+          const params: unknown[] = [group.queue, batch.nowMs, group.zone, batch.dispatcherZone, free.map((s) => s.sessionId), free.map((s) => s.workerId), batch.owner, batch.leaseExpiresMs];
+          const rows =
+            phase === 'at-once'
+              ? await this.run<PgTaskRow & { slot: number }>(client, CLAIM_AT_ONCE, params, 'zonal_claim_at_once')
+              : await this.run<PgTaskRow & { slot: number }>(client, CLAIM_SPILLED, [...params, spilledBy], 'zonal_claim_spilled');
+          const offset = claimed.length;
+          for (const row of rows.rows) claimed.push({ task: fromPgRow(row), slot: offset + Number(row.slot) });
         }
+      }
+      for (const [g, group] of batch.claims.entries()) {
+        if (outcome.claimed[g]!.length >= group.slots.length) continue;
+        const next = await this.run<{ ready_at: number | null; spill_ready_at: number | null }>(client, NEXT_CLAIMABLE, [group.queue, batch.nowMs, spilledBy, group.zone, batch.dispatcherZone], 'zonal_next_claimable');
+        const row = next.rows[0];
+        const candidates = [row?.ready_at ?? null, row?.spill_ready_at == null ? null : row.spill_ready_at + batch.spilloverDelayMs].filter((v): v is number => v !== null);
+        outcome.nextClaimAtMs[g] = candidates.length > 0 ? Math.min(...candidates) : undefined;
       }
       // Other dispatchers hear of ready tasks at once; alone on the store, there is nobody to tell.
       if (ready.size > 0 && this.peers > 0) {

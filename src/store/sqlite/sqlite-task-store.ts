@@ -48,6 +48,8 @@ export interface SqliteTaskStoreOptions {
 }
 
 const log = createLogger('sqlite-store');
+const CLAIM_AT_ONCE_PHASE = 1;
+const CLAIM_SPILLED_PHASE = 2;
 
 /** How long a writer waits for another connection's lock before failing with SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5_000;
@@ -365,46 +367,54 @@ function connect(db: Database.Database): Connection {
       const conflict = applyWrite(write);
       if (conflict !== null) outcome.conflicts.set(write.record.id, conflict);
     }
-    batch.claims.forEach((group, g) => {
-      const bind = { queue: group.queue, now: batch.nowMs, spilled_by: batch.nowMs - batch.spilloverDelayMs, zone: group.zone, dispatcher_zone: batch.dispatcherZone };
-      const rows = s.claimAtOnce.all({ ...bind, limit: group.slots.length });
-      if (rows.length < group.slots.length) rows.push(...s.claimSpilled.all({ ...bind, limit: group.slots.length - rows.length }));
-      const claimed = outcome.claimed[g]!;
-      rows.forEach((row, slot) => {
-        const task = fromRow(row);
-        const { sessionId, workerId } = group.slots[slot]!;
-        s.claimTask.run({
-          id: task.id,
-          version: task.version,
-          owner: batch.owner,
-          dispatcher_zone: batch.dispatcherZone,
-          lease_expires_ms: batch.leaseExpiresMs,
-          session_id: sessionId,
-          worker_id: workerId,
-          worker_zone: group.zone,
-          now: batch.nowMs,
-        });
-        Object.assign(task, {
-          state: 'ASSIGNED',
-          owner: batch.owner,
-          dispatcherZone: batch.dispatcherZone,
-          leaseExpiresMs: batch.leaseExpiresMs,
-          sessionId,
-          workerId,
-          workerZone: group.zone,
-          attemptDeadlineMs: batch.nowMs + task.attemptTimeoutMs,
-          progressPermille: 0,
-          version: task.version + 1,
-          updatedMs: batch.nowMs,
-        } satisfies Partial<TaskRecord>);
-        claimed.push({ task, slot });
+    // Every group's at-once tasks first, then (for slots still free) the spilled ones: a group's
+    // spill never takes a task that a later group of the same batch takes at once.
+    for (const phase of [CLAIM_AT_ONCE_PHASE, CLAIM_SPILLED_PHASE]) {
+      batch.claims.forEach((group, g) => {
+        const claimed = outcome.claimed[g]!;
+        const free = group.slots.length - claimed.length;
+        if (free <= 0) return;
+        const bind = { queue: group.queue, now: batch.nowMs, spilled_by: batch.nowMs - batch.spilloverDelayMs, zone: group.zone, dispatcher_zone: batch.dispatcherZone, limit: free };
+        const rows = (phase === CLAIM_AT_ONCE_PHASE ? s.claimAtOnce : s.claimSpilled).all(bind);
+        for (const row of rows) {
+          const task = fromRow(row);
+          const slot = claimed.length;
+          const { sessionId, workerId } = group.slots[slot]!;
+          s.claimTask.run({
+            id: task.id,
+            version: task.version,
+            owner: batch.owner,
+            dispatcher_zone: batch.dispatcherZone,
+            lease_expires_ms: batch.leaseExpiresMs,
+            session_id: sessionId,
+            worker_id: workerId,
+            worker_zone: group.zone,
+            now: batch.nowMs,
+          });
+          Object.assign(task, {
+            state: 'ASSIGNED',
+            owner: batch.owner,
+            dispatcherZone: batch.dispatcherZone,
+            leaseExpiresMs: batch.leaseExpiresMs,
+            sessionId,
+            workerId,
+            workerZone: group.zone,
+            attemptDeadlineMs: batch.nowMs + task.attemptTimeoutMs,
+            progressPermille: 0,
+            version: task.version + 1,
+            updatedMs: batch.nowMs,
+          } satisfies Partial<TaskRecord>);
+          claimed.push({ task, slot });
+        }
       });
-      if (rows.length < group.slots.length) {
-        const ready = s.nextReadyAt.get(bind)?.at ?? null;
-        const spill = s.nextSpillReadyAt.get(bind)?.at ?? null;
-        const candidates = [ready, spill === null ? null : spill + batch.spilloverDelayMs].filter((v): v is number => v !== null);
-        outcome.nextClaimAtMs[g] = candidates.length > 0 ? Math.min(...candidates) : undefined;
-      }
+    }
+    batch.claims.forEach((group, g) => {
+      if (outcome.claimed[g]!.length >= group.slots.length) return;
+      const bind = { queue: group.queue, now: batch.nowMs, spilled_by: batch.nowMs - batch.spilloverDelayMs, zone: group.zone, dispatcher_zone: batch.dispatcherZone };
+      const ready = s.nextReadyAt.get(bind)?.at ?? null;
+      const spill = s.nextSpillReadyAt.get(bind)?.at ?? null;
+      const candidates = [ready, spill === null ? null : spill + batch.spilloverDelayMs].filter((v): v is number => v !== null);
+      outcome.nextClaimAtMs[g] = candidates.length > 0 ? Math.min(...candidates) : undefined;
     });
     return outcome;
   });

@@ -1,54 +1,57 @@
 import { TASK_COLUMNS, takesAtOnce } from './task-columns';
 
 /**
- * Claims ready tasks of one queue for one group of sessions, in one
- * statement: the PENDING tasks of $1 ready by $2 that sessions of zone $4 on
- * a dispatcher of zone $5 take at once, then (while slots remain) the others
- * ready since $3 (now - spillover delay) - each part by priority, then FIFO,
- * walking the partial index tasks_ready - skipping rows another dispatcher's
- * claim has locked (FOR UPDATE SKIP LOCKED), so two claims never take the
- * same task and never wait for each other. Each task claimed is bound to a
- * slot (session, worker) and set ASSIGNED to the owner, with its lease and
- * its attempt's deadline, in the same conditional write.
+ * Claims ready tasks of one queue for one group of sessions: up to one per
+ * slot ($5/$6: session and worker of each free slot), by priority then FIFO,
+ * walking the partial index tasks_ready, and skipping rows another
+ * dispatcher's claim has locked (FOR UPDATE SKIP LOCKED), so two claims
+ * never take the same task and never wait for each other. Each task claimed
+ * is bound to a slot and set ASSIGNED to the owner, with its lease and its
+ * attempt's deadline, in the same conditional write.
  *
- * Inputs (positional): 1. queue, 2. now, 3. spilled_by (now - delay), 4. zone,
- * 5. dispatcher zone, 6. slot session ids (text[]), 7. slot worker ids (text[]),
- * 8. owner, 9. lease_expires_ms.
- * Output: PgTaskRows of the tasks claimed, as written, each with `slot` (0-based).
+ * CLAIM_AT_ONCE takes the PENDING tasks of $1 ready by $2 that sessions of
+ * zone $3 on a dispatcher of zone $4 take at once (core/claim-rules.ts).
+ * Inputs: 1. queue, 2. now, 3. zone, 4. dispatcher zone, 5. session ids
+ * (text[]), 6. worker ids (text[]), 7. owner, 8. lease_expires_ms.
+ *
+ * CLAIM_SPILLED takes the others, ready since $9 (now - spillover delay).
+ * Inputs: the same, and 9. spilled_by.
+ *
+ * Output: PgTaskRows of the tasks claimed, as written, each with `slot`
+ * (0-based, into the arrays given).
  */
-export const CLAIM_TASKS = `
-WITH at_once AS (
+function claim(where: string): string {
+  return `
+WITH picked AS (
   SELECT t.id FROM tasks t
-  WHERE t.state = 'PENDING' AND t.queue = $1 AND t.ready_at_ms <= $2 AND ${takesAtOnce('$4', '$5')}
+  WHERE t.state = 'PENDING' AND t.queue = $1 AND ${where}
   ORDER BY t.priority DESC, t.seq
-  LIMIT cardinality($6::text[])
+  LIMIT cardinality($5::text[])
   FOR UPDATE SKIP LOCKED
-), spilled AS (
-  SELECT t.id FROM tasks t
-  WHERE t.state = 'PENDING' AND t.queue = $1 AND t.ready_at_ms <= $3 AND NOT ${takesAtOnce('$4', '$5')}
-  ORDER BY t.priority DESC, t.seq
-  LIMIT greatest(0, cardinality($6::text[]) - (SELECT count(*) FROM at_once))
-  FOR UPDATE SKIP LOCKED
-), picked AS (
-  SELECT id, row_number() OVER () AS n FROM (SELECT id FROM at_once UNION ALL SELECT id FROM spilled) p
+), numbered AS (
+  SELECT id, row_number() OVER () AS n FROM picked
 ), slots AS (
-  SELECT s.session_id, s.worker_id, s.n FROM unnest($6::text[], $7::text[]) WITH ORDINALITY AS s(session_id, worker_id, n)
+  SELECT s.session_id, s.worker_id, s.n FROM unnest($5::text[], $6::text[]) WITH ORDINALITY AS s(session_id, worker_id, n)
 )
 UPDATE tasks t SET
   state = 'ASSIGNED',
-  owner = $8,
-  dispatcher_zone = $5,
-  lease_expires_ms = $9,
+  owner = $7,
+  dispatcher_zone = $4,
+  lease_expires_ms = $8,
   session_id = slots.session_id,
   worker_id = slots.worker_id,
-  worker_zone = $4,
+  worker_zone = $3,
   attempt_deadline_ms = $2 + t.attempt_timeout_ms,
   progress_permille = 0,
   version = t.version + 1,
   updated_ms = $2
-FROM picked JOIN slots ON slots.n = picked.n
-WHERE t.id = picked.id
+FROM numbered JOIN slots ON slots.n = numbered.n
+WHERE t.id = numbered.id
 RETURNING ${TASK_COLUMNS}, slots.n - 1 AS slot`;
+}
+
+export const CLAIM_AT_ONCE = claim(`t.ready_at_ms <= $2 AND ${takesAtOnce('$3', '$4')}`);
+export const CLAIM_SPILLED = claim(`t.ready_at_ms <= $9 AND NOT ${takesAtOnce('$3', '$4')}`);
 
 /**
  * When a claim that came back short may find something (run in the claim's
