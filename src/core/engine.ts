@@ -253,6 +253,7 @@ export class Engine {
       const hold = session?.holds.get(holdKey(task.id, task.attempt));
       if (session !== undefined && hold !== undefined) {
         hold.orphan = true;
+        hold.orphanReason = 'CANCELLED';
         pushTo(this.effects.cancels, session.id, { taskId: task.id, attempt: task.attempt, reason: 'CANCELLED' });
       }
     }
@@ -294,8 +295,9 @@ export class Engine {
       const session = this.sessions.get(task.sessionId);
       const hold = session?.holds.get(holdKey(task.id, task.attempt));
       if (session !== undefined && hold !== undefined && !hold.orphan) {
-        hold.orphan = true;
         const reason = current?.state === 'CANCELLED' ? 'CANCELLED' : 'LEASE_LOST';
+        hold.orphan = true;
+        hold.orphanReason = reason;
         pushTo(this.effects.cancels, session.id, { taskId: task.id, attempt: task.attempt, reason });
       }
     }
@@ -1052,6 +1054,7 @@ export class Engine {
     const hold = session?.holds.get(holdKey(task.id, task.attempt));
     if (session !== undefined && hold !== undefined) {
       hold.orphan = true;
+      hold.orphanReason = 'ATTEMPT_TIMEOUT';
       pushTo(this.effects.cancels, session.id, { taskId: task.id, attempt: task.attempt, reason: 'ATTEMPT_TIMEOUT' });
     }
     this.retry(task, 'ATTEMPT_TIMEOUT', `attempt ${task.attempt} exceeded attempt_timeout_ms=${task.attemptTimeoutMs}`, true);

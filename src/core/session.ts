@@ -22,6 +22,8 @@ export interface Hold {
   taskId: string;
   attempt: number;
   orphan: boolean;
+  /** Why the attempt was taken away, once it is an orphan: the Cancel's reason. */
+  orphanReason?: string;
   /** The version the Assignment carried: this attempt's versions stay within it + ATTEMPT_VERSION_SPAN. */
   assignedVersion: number;
   /** When the assignment was made; an assignment the worker never acknowledges marks a stalled reader. */

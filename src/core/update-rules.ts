@@ -105,16 +105,18 @@ export function decideUpdate(tasks: LookupTasks, session: SessionState, update: 
   }
 
   if (hold.orphan) {
-    // The attempt was taken away (cancel or timeout) while the worker still ran it.
+    // The attempt was taken away (cancel, timeout, another dispatcher's change) while the worker still ran it.
     const final = update.status !== 'RUNNING';
     if (final) tasks.releaseOrphan(session, hold.taskId, hold.attempt);
-    if (task === undefined || isTerminal(task.state)) {
-      if (update.status === 'CANCELLED' && (task === undefined || task.state === 'CANCELLED')) {
-        return answer(update, 'ACCEPTED', '', 'cancellation confirmed; slot released', task);
-      }
-      return answer(update, 'REJECTED', 'TERMINAL', `task is ${task?.state ?? 'finished'}; ${final ? 'slot released' : 'stop working on it'}`, task);
+    if (update.status === 'CANCELLED' && (task === undefined ? hold.orphanReason === 'CANCELLED' : task.state === 'CANCELLED')) {
+      return answer(update, 'ACCEPTED', '', 'cancellation confirmed; slot released', task);
     }
-    return answer(update, 'REJECTED', 'FENCED', `attempt ${hold.attempt} was taken away (timed out); attempt ${task.attempt} is current${final ? '; slot released' : ''}`, task);
+    if (task !== undefined && isTerminal(task.state)) {
+      return answer(update, 'REJECTED', 'TERMINAL', `task is ${task.state}; ${final ? 'slot released' : 'stop working on it'}`, task);
+    }
+    // Not in memory: the task waits in the store (or another dispatcher holds it); the ack is completed from the store.
+    const current = task === undefined ? '' : `; attempt ${task.attempt} is current`;
+    return answer(update, 'REJECTED', 'FENCED', `attempt ${hold.attempt} was taken away${current}${final ? '; slot released' : ''}`, task);
   }
 
   // Checked after the orphan case: a resend from an attempt that was taken away is fenced, not re-acknowledged.
@@ -151,15 +153,18 @@ export function answeredWithoutTask(ack: UpdateAckOut): boolean {
 
 /**
  * Completes an answer the rules gave without knowing the task (state '',
- * because it is in neither memory nor the recently-finished list) with what
- * the store says of it: a late update for a task that finished before a
- * restart, or long ago, gets `TERMINAL` with the final state and version
- * instead of `NOT_HELD`; any other answer just gains the state and version.
+ * because it is in neither memory nor the recently-finished list: it waits
+ * in the store, another dispatcher holds it, or it finished long ago) with
+ * what the store says of it: a late update for a task that finished gets
+ * `TERMINAL` with the final state and version; one for an attempt that is no
+ * longer current gets `FENCED`; any other answer just gains the state and
+ * version.
  */
-export function withStoredTask(ack: UpdateAckOut, task: TaskView): UpdateAckOut {
+export function withStoredTask(ack: UpdateAckOut, task: TaskView, attempt: number): UpdateAckOut {
   if (ack.state !== '') return ack;
-  if (ack.result === 'REJECTED' && ack.reason === 'NOT_HELD' && isTerminal(task.state)) {
-    return { ...ack, reason: 'TERMINAL', message: `task is ${task.state}; its version ${task.version} is locked`, state: task.state, version: task.version };
-  }
-  return { ...ack, state: task.state, version: task.version };
+  const completed = { ...ack, state: task.state, version: task.version };
+  if (ack.result !== 'REJECTED' || (ack.reason !== 'NOT_HELD' && ack.reason !== 'FENCED')) return completed;
+  if (isTerminal(task.state)) return { ...completed, reason: 'TERMINAL', message: `task is ${task.state}; its version ${task.version} is locked` };
+  if (task.attempt !== attempt) return { ...completed, reason: 'FENCED', message: `attempt ${attempt} was taken away; attempt ${task.attempt} is current` };
+  return completed;
 }

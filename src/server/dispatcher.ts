@@ -354,10 +354,10 @@ export class Dispatcher {
   }
 
   /** An ack about a task the engine does not know, completed with what the store says of it (see withStoredTask). */
-  async withStoredState(ack: UpdateAckOut): Promise<UpdateAckOut> {
+  async withStoredState(ack: UpdateAckOut, attempt: number): Promise<UpdateAckOut> {
     if (!answeredWithoutTask(ack)) return ack;
     const stored = await this.storeBreaker.fire(() => this.deps.store.get(ack.taskId));
-    return stored === undefined ? ack : withStoredTask(ack, stored);
+    return stored === undefined ? ack : withStoredTask(ack, stored, attempt);
   }
 
   drain(session: SessionState): void {

@@ -162,7 +162,7 @@ export class WorkerStream implements StreamSink {
     const chain = (this.ackChain ?? Promise.resolve())
       .then(async () => {
         const settled = await committed;
-        const completed = unknown ? await Promise.all(settled.map((ack) => this.dispatcher.withStoredState(ack))) : settled;
+        const completed = unknown ? await Promise.all(settled.map((ack, i) => this.dispatcher.withStoredState(ack, updates[i]?.attempt ?? 0))) : settled;
         this.send(encode(completed));
       })
       .catch((err: unknown) => this.failInternal(err));

@@ -28,14 +28,23 @@ afterEach(async () => {
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
+const ALL_IDS = Array.from({ length: 200 }, (_, i) => `t-${i}`);
+
 /** A store with 200 unfinished tasks, stopped cleanly (its WAL checkpointed into the file). */
 async function cleanlyStopped(path: string): Promise<void> {
   const s = store(path);
   await s.open();
-  await s.commit(
-    Array.from({ length: 200 }, (_, i) => taskRecord(`t-${i}`, { payload: new Uint8Array(500).fill(7), seq: i })),
-    60_000,
-  );
+  await s.commit({
+    nowMs: NOW_MS,
+    owner: 'o#1',
+    dispatcherZone: '',
+    leaseExpiresMs: 0,
+    spilloverDelayMs: 0,
+    idempotencyRetentionMs: 60_000,
+    inserts: Array.from({ length: 200 }, (_, i) => taskRecord(`t-${i}`, { payload: new Uint8Array(500).fill(7) })),
+    writes: [],
+    claims: [],
+  });
   await s.close();
   expect(existsSync(`${path}-wal`)).toBe(false);
 }
@@ -91,7 +100,7 @@ describe('SqliteTaskStore integrity at open', () => {
     truncateSync(path, size);
     const s = store(path, true);
     await s.open();
-    expect(await s.loadUnfinished()).toEqual([]);
+    expect(await s.getMany(ALL_IDS)).toEqual([]);
     const aside = `${path}.damaged-2026-12-01T08-00-00-000Z`;
     expect(statSync(aside).size).toBe(size);
   });
@@ -114,7 +123,7 @@ describe('SqliteTaskStore integrity at open', () => {
     await openError(store(path));
     const s = store(path, true);
     await s.open();
-    expect((await s.loadUnfinished()).length).toBe(200);
+    expect((await s.getMany(ALL_IDS)).length).toBe(200);
     expect(readdirSync(join(path, '..')).filter((f) => f.includes('damaged'))).toEqual([]);
   });
 

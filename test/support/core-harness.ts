@@ -19,7 +19,8 @@ export const SEED_KEEPALIVE: Partial<KeepalivePolicyOptions> = { minIntervalMs: 
 import type { CloseCause, HelloSpec, SessionState } from '../../src/core/session';
 import type { TaskRecord, TaskSpec } from '../../src/core/task-fields';
 import type { UpdateAckOut, WorkerUpdate } from '../../src/core/update';
-import type { ErrorInfo } from '../../src/errors';
+import { errorInfo, type ErrorInfo } from '../../src/errors';
+import { answeredWithoutTask, withStoredTask } from '../../src/core/update-rules';
 
 export const T0 = 1_700_000_000_000;
 
@@ -126,10 +127,13 @@ export class WorkerStream {
     return this.sendRaw(makeUpdate(fields, sequenceId));
   }
 
+  /** The ack as the dispatcher sends it: one about a task the engine does not know is completed from the store. */
   sendRaw(update: WorkerUpdate): UpdateAckOut {
     const ack = this.h.engine.applyUpdate(this.session, update);
     this.h.collect();
-    return ack;
+    if (!answeredWithoutTask(ack)) return ack;
+    const stored = this.h.store.get(ack.taskId);
+    return stored === undefined ? ack : withStoredTask(ack, stored, update.attempt);
   }
 
   /** Sends an update and returns its ack as the worker gets it: after the commit, settled (an attempt lost in that commit rejects it). */
@@ -207,6 +211,8 @@ export class CoreHarness {
   private workerNo = 0;
   /** The batches committed, newest last. */
   readonly batches: CommitBatch[] = [];
+  /** Ids inserted or written since the last dirtyIds(). */
+  private written: string[] = [];
 
   constructor(opts: HarnessOptions = {}) {
     this.clock = opts.clock ?? new ManualClock(opts.startMs ?? T0);
@@ -216,7 +222,12 @@ export class CoreHarness {
     this.owner = opts.owner ?? OWNER;
     const zone = opts.zone ?? '';
     this.engine = new Engine(this.options, this.clock, this.random, sequentialIds(opts.owner === undefined ? 'id' : opts.owner.split('#')[0]!), { owner: this.owner, zone });
-    this.store.register({ owner: this.owner, dispatcherId: this.owner.split('#')[0]!, zone, address: '' }, this.now, this.now + 3_600_000_000);
+    this.store.register({ owner: this.owner, dispatcherId: this.owner.split('#')[0]!, zone, address: '' }, this.now, this.now + this.options.taskLeaseMs);
+  }
+
+  /** Keeps this dispatcher's entry live, as the adapter's heartbeat does (advance() does it too). */
+  heartbeat(): void {
+    this.store.heartbeat(this.owner, this.now, this.now + this.options.taskLeaseMs);
   }
 
   get now(): number {
@@ -270,7 +281,9 @@ export class CoreHarness {
     this.engine.commitSucceeded(outcome);
     this.collect();
     for (const effects of this.pending.splice(0)) this.deliver(effects);
-    return [...batch.inserts.map((r) => r.id), ...batch.writes.map((w) => w.record.id)];
+    const ids = [...batch.inserts.map((r) => r.id), ...batch.writes.map((w) => w.record.id)];
+    this.written.push(...ids, ...outcome.claimed.flat().map((c) => c.task.id));
+    return ids;
   }
 
   /** Commits until the engine has nothing more to do (claims that fill freed slots included). */
@@ -285,11 +298,12 @@ export class CoreHarness {
 
   /** The task as it is now: the engine's copy while it holds it, else the store's. */
   task(id: string): TaskRecord {
-    return liveTask(id, () => this.engine.getTask(id) ?? this.store.get(id));
+    return liveTask(id, () => this.engine.getTask(id) ?? this.store.peek(id));
   }
 
   /** Sweeps the store as the adapter's timer does, and commits what the engine decided. */
   sweep(limit = 500): void {
+    this.settle();
     const found = this.store.sweep(this.owner, this.now, limit);
     this.engine.applySweep(found.leaseExpired, found.startExpired);
     this.engine.recheckBacklog();
@@ -323,6 +337,7 @@ export class CoreHarness {
   /** Advances the clock, handles every deadline that has passed, sweeps the store (as the adapter's timer does) and commits. */
   advance(ms: number): void {
     this.clock.advance(ms);
+    this.heartbeat();
     this.engine.tick();
     this.sweep();
   }
@@ -330,25 +345,32 @@ export class CoreHarness {
   /** Advances the clock to an absolute instant, then ticks, sweeps and commits. */
   advanceTo(atMs: number): void {
     this.clock.set(atMs);
+    this.heartbeat();
     this.engine.tick();
     this.sweep();
   }
 
   close(w: WorkerStream, cause: CloseCause = 'STREAM_ENDED'): void {
     this.engine.closeSession(w.session, cause);
-    this.settle();
+    this.collect();
   }
 
   drain(w: WorkerStream, graceMs?: number): void {
     if (graceMs === undefined) this.engine.drain(w.session);
     else this.engine.drain(w.session, graceMs);
-    this.settle();
+    this.collect();
   }
 
+  /** CancelTask as the dispatcher runs it: through the engine when it holds the task, else in the store. */
   cancel(taskId: string, reason = ''): ReturnType<Engine['cancel']> {
     const out = this.engine.cancel(taskId, reason);
-    this.settle();
-    return out;
+    this.collect();
+    if (out !== undefined) return out;
+    const stored = this.store.cancel(taskId, this.now, errorInfo('CANCELLED', reason === '' ? 'cancelled by request' : `cancelled: ${reason}`));
+    if (stored === undefined) return undefined;
+    if (stored.cancelled) this.written.push(taskId);
+    if (stored.cancelled && stored.previousOwner === this.owner) this.engine.lose(taskId, stored.task);
+    return { state: stored.task.state, cancelled: stored.cancelled };
   }
 
   setSlots(w: WorkerStream, slots: number): void {
@@ -392,9 +414,12 @@ export class CoreHarness {
     return out;
   }
 
-  /** Ids of the tasks changed since the last commit (what the adapter commits next), committing them. */
+  /** Ids of the tasks written since the last call (what the adapter committed, and what it commits now). */
   dirtyIds(): string[] {
-    return this.settle();
+    this.settle();
+    const out = [...new Set(this.written)];
+    this.written = [];
+    return out;
   }
 }
 

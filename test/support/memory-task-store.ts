@@ -191,6 +191,11 @@ export class MemoryStoreCore {
     return record && copyRecord(record);
   }
 
+  /** The stored record itself, not a copy: only for read-only views (the core harness's live tasks). */
+  peek(taskId: string): Readonly<TaskRecord> | undefined {
+    return this.tasks.get(taskId);
+  }
+
   getMany(ids: readonly string[]): TaskRecord[] {
     const out: TaskRecord[] = [];
     for (const id of ids) {

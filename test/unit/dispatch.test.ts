@@ -285,12 +285,25 @@ describe('preferred zone', () => {
     expect(byTask(h.dispatch())).toEqual({ [ts[0]!.id]: b1.id, [ts[1]!.id]: b2.id, [ts[2]!.id]: b1.id, [ts[3]!.id]: b2.id });
   });
 
-  it('tasks without a preference still round-robin over every zone', () => {
+  it('tasks without a preference round-robin over every zone when assigned at submit', () => {
     const h = createHarness();
     const a = h.open({ zone: 'zone-a', slots: 5 });
     const b = h.open({ zone: 'zone-b', slots: 5 });
+    h.dispatch(); // nothing waits in the store: new tasks are assigned as they come
     const ts = Array.from({ length: 4 }, () => h.submit());
     expect(byTask(h.dispatch())).toEqual({ [ts[0]!.id]: a.id, [ts[1]!.id]: b.id, [ts[2]!.id]: a.id, [ts[3]!.id]: b.id });
+  });
+
+  it('tasks without a preference claimed from the store fill one zone\'s sessions, then the next zone\'s', () => {
+    const h = createHarness();
+    const ts = Array.from({ length: 8 }, () => h.submit());
+    h.dispatch();
+    const a = h.open({ zone: 'zone-a', slots: 5 });
+    const b = h.open({ zone: 'zone-b', slots: 5 });
+    const assigned = byTask(h.dispatch());
+    expect(Object.keys(assigned).sort()).toEqual(ts.map((t) => t.id).sort());
+    const perSession = [a.id, b.id].map((id) => Object.values(assigned).filter((s) => s === id).length);
+    expect(perSession.sort()).toEqual([3, 5]);
   });
 });
 
@@ -326,14 +339,16 @@ describe('assignment content', () => {
   it('carries the attempt, the new version and the deadline, and marks the task dirty', () => {
     const h = createHarness();
     const w = h.open();
-    const t = h.submit({ attemptTimeoutMs: 7000 });
-    expect(h.dirtyIds()).toEqual([t.id]);
     h.advance(3);
+    const t = h.submit({ attemptTimeoutMs: 7000 });
     const [a] = h.dispatch();
     expect(a).toMatchObject({ sessionId: w.id, taskId: t.id, attempt: 1, version: 2, deadlineMs: T0 + 3 + 7000 });
-    expect(a!.task).toBe(t);
-    expect([t.state, t.sessionId, t.workerId, t.updatedMs, t.progressPermille]).toEqual(['ASSIGNED', w.id, 'worker-1', T0 + 3, 0]);
+    expect(a!.task.id).toBe(t.id);
+    expect([t.state, t.sessionId, t.workerId, t.workerZone, t.owner, t.updatedMs, t.progressPermille]).toEqual(['ASSIGNED', w.id, 'worker-1', '', h.owner, T0 + 3, 0]);
+    // Assigned and written as one: the insert carries the assignment.
+    expect(h.batches.at(-1)!.inserts.map((r) => [r.id, r.state])).toEqual([[t.id, 'ASSIGNED']]);
     expect(h.dirtyIds()).toEqual([t.id]);
+    expect(h.dirtyIds()).toEqual([]);
   });
 
   it('dispatch with nothing to do changes nothing', () => {

@@ -21,6 +21,7 @@ describe('compileCoreOptions defaults', () => {
       maxSessionAgeMs: 30 * 60_000,
       minSessionAgeToMoveMs: 2_000,
       zoneSpilloverDelayMs: 0,
+      taskLeaseMs: 10_000,
     });
     expect(compileCoreOptions({})).toEqual(CORE_DEFAULTS);
   });
@@ -119,6 +120,7 @@ describe('compileCoreOptions range checks', () => {
       maxSessionAgeMs: 0,
       minSessionAgeToMoveMs: 0,
       zoneSpilloverDelayMs: 0,
+      taskLeaseMs: 1_000,
       backoff: { initialMs: 0, multiplier: 1, maxMs: 0, jitter: 0 },
     };
     expect(compileCoreOptions(low)).toEqual(low);
@@ -135,6 +137,7 @@ describe('compileCoreOptions range checks', () => {
       maxSessionAgeMs: 30 * 24 * 3600_000,
       minSessionAgeToMoveMs: 3_600_000,
       zoneSpilloverDelayMs: 3_600_000,
+      taskLeaseMs: 600_000,
       backoff: { initialMs: 3_600_000, multiplier: 10, maxMs: 24 * 3600_000, jitter: 1 },
     };
     expect(compileCoreOptions(high)).toEqual(high);

@@ -29,6 +29,7 @@ describe('compileTaskSpec defaults', () => {
       contentType: '',
       labels: {},
       preferredZone: '',
+      producerZone: '',
       idempotencyKey: '',
       maxAttempts: 4,
       attemptTimeoutMs: 30_000,
@@ -70,6 +71,7 @@ describe('compileTaskSpec defaults', () => {
       notBeforeMs: NOW + 1000,
       labels: { tenant: 'acme' },
       preferredZone: 'eu-west-1a',
+      producerZone: '',
     });
   });
 

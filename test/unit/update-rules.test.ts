@@ -291,14 +291,14 @@ describe('fencing', () => {
 
     const progress = w1.running(a, 4, 900);
     expect(progress).toMatchObject({ result: 'REJECTED', reason: 'FENCED', state: 'ASSIGNED', version: 5 });
-    expect(progress.message).toBe('attempt 1 was taken away (timed out); attempt 2 is current');
+    expect(progress.message).toBe('attempt 1 was taken away; attempt 2 is current');
     expect(w1.heldCount).toBe(1);
     const t2 = h.submit();
     expect(h.dispatch()).toEqual([]);
 
     const over = w1.complete(a, 5);
     expect(over).toMatchObject({ result: 'REJECTED', reason: 'FENCED' });
-    expect(over.message).toBe('attempt 1 was taken away (timed out); attempt 2 is current; slot released');
+    expect(over.message).toBe('attempt 1 was taken away; attempt 2 is current; slot released');
     expect(w1.heldCount).toBe(0);
     expect({ ...a.task }).toEqual(before);
     expect(h.dispatch()).toMatchObject([{ taskId: t2.id, sessionId: w1.id }]);
