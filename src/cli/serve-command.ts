@@ -4,12 +4,21 @@ import type { KeepalivePolicyOptions } from '../core/keepalive-policy';
 import type { ServerOptionsInput } from '../app/server-options';
 import { num, str, type FlagSpec, type FlagValues } from './flags';
 
-export const SERVE_SUMMARY = 'Runs a dispatcher: SQLite under --data-dir, gRPC on --grpc-address, health on --admin-address.';
+export const SERVE_SUMMARY = 'Runs a dispatcher: tasks in --store (SQLite under --data-dir by default, or PostgreSQL shared by several dispatchers), gRPC on --grpc-address, health on --admin-address.';
 
 export const SERVE_FLAGS: FlagSpec[] = [
   { name: 'grpc-address', env: 'ZONAL_GRPC_ADDRESS', type: 'string', default: '127.0.0.1:50051', description: 'gRPC listen address (host:port; port 0 picks one).' },
   { name: 'admin-address', env: 'ZONAL_ADMIN_ADDRESS', type: 'string', default: '127.0.0.1:9464', description: "Admin HTTP address for /healthz and /readyz; 'off' disables it." },
-  { name: 'data-dir', env: 'ZONAL_DATA_DIR', type: 'string', default: './data', description: 'Directory of the embedded SQLite store.' },
+  { name: 'data-dir', env: 'ZONAL_DATA_DIR', type: 'string', default: './data', description: 'Directory this dispatcher locks: the runtime config snapshot, and the SQLite store unless --store says otherwise. One dispatcher per data dir.' },
+  {
+    name: 'store',
+    env: 'ZONAL_STORE',
+    type: 'string',
+    default: '',
+    description:
+      "Where tasks live: sqlite:<dir> (default: sqlite:<data dir>), or postgres://user@host:5432/db?schema=zonal&pool_max=8 for several dispatchers sharing one database (password from PGPASSWORD or the URL). See docs/operations.md.",
+  },
+  { name: 'task-lease-ms', env: 'ZONAL_TASK_LEASE_MS', type: 'number', default: 10_000, description: "How long this dispatcher's tasks stay its own without its heartbeat; after that any other dispatcher re-queues them." },
   { name: 'sqlite-synchronous', env: 'ZONAL_SQLITE_SYNCHRONOUS', type: 'string', default: 'FULL', description: 'FULL survives power loss; NORMAL only process crashes.' },
   {
     name: 'allow-damaged-store',
@@ -79,12 +88,14 @@ export function serveOptions(values: FlagValues): ServerOptionsInput {
   set('defaultMaxAttempts', 'default-max-attempts');
   set('defaultAttemptTimeoutMs', 'default-attempt-timeout-ms');
   set('maxSessionAgeMs', 'max-session-age-ms');
+  set('taskLeaseMs', 'task-lease-ms');
   const dispatcherId = str(values, 'dispatcher-id');
   const registerWith = str(values, 'register-with');
   return {
     grpcAddress: str(values, 'grpc-address'),
     adminAddress: addressOrOff(values, 'admin-address'),
     dataDir: str(values, 'data-dir'),
+    store: str(values, 'store'),
     sqliteSynchronous: str(values, 'sqlite-synchronous') as 'FULL' | 'NORMAL',
     allowDamagedStore: values['allow-damaged-store'] === true,
     zone: str(values, 'zone'),

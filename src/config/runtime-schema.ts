@@ -13,7 +13,7 @@ import { currentLogLevel, type LogLevel } from '../log';
  *   publishedAt: 2026-11-22T03:00:00Z   # optional; measures publish -> apply time
  *   keepalive: { minIntervalMs, maxIntervalMs, lbIdleWindowMs, deadPeerDetectMs, heartbeatBudgetPerSec, baseIdleMs }
  *   drainGraceMs, defaultMaxAttempts, defaultAttemptTimeoutMs, backoff: { initialMs, multiplier, maxMs, jitter }
- *   zoneSpilloverDelayMs, maxSlotsPerSession, maxSessionAgeMs
+ *   zoneSpilloverDelayMs, maxSlotsPerSession, maxSessionAgeMs, taskLeaseMs
  *   call: { callTimeoutMs, maxAttempts, backoff: {...} }            # SDK clients
  *   breaker: { errorThresholdPercentage, volumeThreshold, resetTimeoutMs, rollingWindowMs }
  *   slo: { defaultP99Ms, pairs: { "zone-a->zone-b": { p99Ms } } }
@@ -67,6 +67,7 @@ export const RUNTIME_DOCUMENT_SCHEMA = z.strictObject({
   zoneSpilloverDelayMs: ms.optional(),
   maxSlotsPerSession: count.optional(),
   maxSessionAgeMs: ms.optional(),
+  taskLeaseMs: ms.optional(),
   call: z.strictObject({ callTimeoutMs: ms, maxAttempts: count, backoff }).partial().optional(),
   breaker: z.strictObject({ errorThresholdPercentage: z.number().finite(), volumeThreshold: count, resetTimeoutMs: ms, rollingWindowMs: ms }).partial().optional(),
   slo: z
@@ -135,7 +136,7 @@ export function compileRuntimeDocument(value: unknown, baseline: RuntimeBaseline
       ...baseline.core,
       keepalive: { ...baseline.core.keepalive, ...doc.keepalive },
       backoff: { ...baseline.core.backoff, ...doc.backoff },
-      ...pick(doc, ['drainGraceMs', 'defaultMaxAttempts', 'defaultAttemptTimeoutMs', 'zoneSpilloverDelayMs', 'maxSlotsPerSession', 'maxSessionAgeMs']),
+      ...pick(doc, ['drainGraceMs', 'defaultMaxAttempts', 'defaultAttemptTimeoutMs', 'zoneSpilloverDelayMs', 'maxSlotsPerSession', 'maxSessionAgeMs', 'taskLeaseMs']),
     };
     return {
       version: doc.version,

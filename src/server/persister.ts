@@ -12,7 +12,7 @@ export interface PersisterHooks {
   beforeCommit(): void;
   /** Every record that just became durable (for watchers). */
   committed(records: TaskRecord[]): void;
-  /** A commit succeeded: deliver what waited on it. */
+  /** A commit succeeded and its callbacks ran: deliver the effects that waited on it. */
   delivered(): void;
   /** A failed commit, or a post-commit step that threw. Must not throw. */
   onError(error: Error): void;
@@ -141,8 +141,9 @@ export class Persister {
       this.recordsCommitted += records.length;
       this.isolated('a watcher', () => this.hooks.committed(records));
     }
-    this.isolated('delivering effects', () => this.hooks.delivered());
+    // Answers first (acks, submit results), then the effects: an effect may end a stream the answers go on.
     for (const fn of waiting) this.isolated('an after-commit callback', () => fn());
+    this.isolated('delivering effects', () => this.hooks.delivered());
   }
 
   /** Nothing may have been written: the callbacks hear the error, a retry is scheduled. */
