@@ -8,7 +8,7 @@ import { RuntimeConfig } from '../config/runtime-config';
 import { DEFAULT_SLO_THRESHOLDS } from '../config/slo-thresholds';
 import { PublicKeyRing } from '../config/signature';
 import { compileBreakerOptions } from '../resilience/breaker';
-import { DataDirLock } from '../store/sqlite/data-dir-lock';
+import type { DataDirLock } from '../store/sqlite/data-dir-lock';
 import type { TaskStore } from '../store/task-store';
 import { Dispatcher } from '../server/dispatcher';
 import { startGrpcService } from '../server/grpc-server';
@@ -18,7 +18,7 @@ import { RegistrationClient, registrationBreakerDefaults } from '../xds/registra
 import type { ControlPlane } from '../xds/control-plane';
 import { openStore } from './open-store';
 import { compileServerOptions, type ServerOptions, type ServerOptionsInput } from './server-options';
-import { redactStoreUrl } from './store-url';
+import { parseStoreUrl, redactStoreUrl } from './store-url';
 
 const log = createLogger('server');
 
@@ -61,7 +61,7 @@ type Undo = (() => Promise<void> | void)[];
 export async function startServer(input: ServerOptionsInput = {}, store?: TaskStore): Promise<RunningServer> {
   const options = compileServerOptions(input);
   // First, and released last: nothing touches the data dir until this process owns it.
-  const lock = DataDirLock.acquire(options.dataDir);
+  const lock = await lockDataDir(options, store);
   const undo: Undo = [];
   try {
     return await startLocked(options, lock, undo, store);
@@ -71,12 +71,24 @@ export async function startServer(input: ServerOptionsInput = {}, store?: TaskSt
         .then(step)
         .catch((cleanupErr: unknown) => log.error('undoing a failed start failed', { error: cleanupErr }));
     }
-    lock.release();
+    lock?.release();
     throw err;
   }
 }
 
-async function startLocked(options: ServerOptions, lock: DataDirLock, undo: Undo, store: TaskStore | undefined): Promise<RunningServer> {
+/**
+ * The data dir's lock (data-dir-lock.ts): one dispatcher per SQLite file. A
+ * PostgreSQL dispatcher keeps only the runtime config's snapshot there and
+ * takes none, so it never loads better-sqlite3 (give each its own data dir
+ * all the same).
+ */
+async function lockDataDir(options: ServerOptions, store: TaskStore | undefined): Promise<DataDirLock | undefined> {
+  if (store === undefined && parseStoreUrl(options.store).kind === 'postgres') return undefined;
+  const { DataDirLock } = await import('../store/sqlite/data-dir-lock');
+  return DataDirLock.acquire(options.dataDir);
+}
+
+async function startLocked(options: ServerOptions, lock: DataDirLock | undefined, undo: Undo, store: TaskStore | undefined): Promise<RunningServer> {
   const registrationIntervalMs = Math.max(50, Math.floor(options.xdsHealthWindowMs / 4));
   // Runtime config first, so the first session already runs on it. start()
   // reads the last-good snapshot and a file source at once and never waits
@@ -186,7 +198,7 @@ async function startLocked(options: ServerOptions, lock: DataDirLock, undo: Undo
         await new Promise<void>((resolve) => admin.close(() => resolve()));
       }
       // Last: the next dispatcher may start only once this one is done with the data dir.
-      lock.release();
+      lock?.release();
       log.info('stopped');
     })();
     return stopping;

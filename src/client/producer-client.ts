@@ -30,6 +30,8 @@ export interface SubmitOptions {
   notBefore?: Date | number;
   labels?: Record<string, string>;
   preferredZone?: string;
+  /** The producer's zone for this task; defaults to the client's `zone`. */
+  producerZone?: string;
 }
 
 export interface ProducerClientOptions {
@@ -45,6 +47,8 @@ export interface ProducerClientOptions {
   http2Keepalive?: Partial<Http2KeepaliveConfig>;
   /** Where to report metrics (the circuit state); nothing is reported without it. */
   metrics?: ClientMetrics;
+  /** This producer's zone, recorded on every task it submits (latency by zone pair). */
+  zone?: string;
 }
 
 type Method = (req: unknown, options: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: unknown) => void) => grpc.ClientUnaryCall;
@@ -71,6 +75,7 @@ export class ProducerClient {
   private readonly budget: RetryBudget;
   private readonly breaker: Breaker;
   private readonly stopReporting: () => void;
+  private readonly zone: string;
   private closed = false;
 
   constructor(options: ProducerClientOptions) {
@@ -84,6 +89,7 @@ export class ProducerClient {
       else if (state === 'CLOSED') log.info('circuit to the dispatcher closed again', { target: options.target });
     });
     this.stopReporting = reportCircuitState(this.breaker, options.metrics?.circuitState, { target: options.target });
+    this.zone = options.zone ?? '';
     this.batcher = new SubmitBatcher({ maxTasks: 256, lingerMs: 1, ...options.batch }, (requests) => this.sendBatch(requests));
   }
 
@@ -111,7 +117,7 @@ export class ProducerClient {
   /** Submits one task; resolves once it is durable. Concurrent calls share SubmitBatch calls. */
   submit(task: SubmitOptions): Promise<SubmitOutcomeOut> {
     if (this.closed) return Promise.reject(new ZonalError('SHUTTING_DOWN', 'the producer client is closed'));
-    return this.batcher.submit(toRequest(task));
+    return this.batcher.submit(toRequest(task, this.zone));
   }
 
   /** Submits many tasks in one call; one result or error per task. */
@@ -194,7 +200,7 @@ export class ProducerClient {
   }
 }
 
-function toRequest(task: SubmitOptions): Partial<WireSubmitRequest> {
+function toRequest(task: SubmitOptions, zone: string): Partial<WireSubmitRequest> {
   const payload = typeof task.payload === 'string' ? Buffer.from(task.payload, 'utf8') : task.payload === undefined ? Buffer.alloc(0) : Buffer.from(task.payload);
   const notBefore = task.notBefore instanceof Date ? task.notBefore.getTime() : (task.notBefore ?? 0);
   return {
@@ -209,5 +215,6 @@ function toRequest(task: SubmitOptions): Partial<WireSubmitRequest> {
     notBeforeUnixMs: notBefore,
     labels: task.labels ?? {},
     preferredZone: task.preferredZone ?? '',
+    producerZone: task.producerZone ?? zone,
   };
 }
