@@ -47,7 +47,8 @@ async function main(): Promise<void> {
   const stopCounting = reportCounts(counts);
   await waitForLine('report');
   stopCounting();
-  emit('report', { started: counts.started, lastMs: counts.lastMs, latencies: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), p999: percentile(latencies, 99.9), n: latencies.length } });
+  const cpu = process.cpuUsage();
+  emit('report', { cpuSeconds: (cpu.user + cpu.system) / 1e6, started: counts.started, lastMs: counts.lastMs, latencies: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), p999: percentile(latencies, 99.9), n: latencies.length } });
   await waitForLine('stop');
   await worker.close();
   process.exit(0);

@@ -20,8 +20,16 @@ export interface Child {
 
 const CLOCK_TICKS = 100;
 
+/** Every child still running: killed when the orchestrator exits, whatever the reason. */
+const alive = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of alive) child.kill('SIGKILL');
+});
+
 export function startChild(name: string, command: string, args: string[], env: NodeJS.ProcessEnv = {}): Child {
   const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  alive.add(child);
+  child.once('exit', () => alive.delete(child));
   const events: Record<string, unknown>[] = [];
   const lastByName = new Map<string, Record<string, unknown>>();
   const waiters = new Set<() => void>();

@@ -51,6 +51,8 @@ interface RunResult {
   submitP99Ms: number;
   /** CPU seconds of the dispatcher processes (Redis for BullMQ is not counted). */
   serverCpuSeconds: number;
+  /** CPU seconds of the producer and worker processes. */
+  clientCpuSeconds: number;
   serverRssKiB: number;
 }
 
@@ -63,8 +65,11 @@ interface Topology {
 
 async function zonalServers(store: (i: number, dir: string) => string[], count: number): Promise<Topology> {
   const dirs = Array.from({ length: count }, () => mkdtempSync(path.join(tmpdir(), 'zonal-bench-')));
+  // ZONAL_BENCH_PROFILE=<dir>: each dispatcher writes a V8 CPU profile there (node --cpu-prof).
+  const profile = process.env['ZONAL_BENCH_PROFILE'];
   const servers = dirs.map((dir, i) =>
     startChild(`dispatcher-${i}`, process.execPath, [
+      ...(profile !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []),
       values.cli!,
       'serve',
       '--grpc-address',
@@ -113,6 +118,8 @@ async function drive(scenario: string, topology: Topology, makeWorker: (i: numbe
   const producers = topology.targets.map((t, i) => makeProducer(i, t, perProducer));
   await Promise.all(producers.map((p) => p.next('ready', 60_000)));
   const cpuBefore = topology.servers.reduce((sum, s) => sum + s.cpuSeconds(), 0);
+  // Clients report their own CPU (a producer exits when done); what they used before `go` is not counted.
+  const clientCpuBefore = [...workers, ...producers].reduce((sum, c) => sum + c.cpuSeconds(), 0);
   for (const w of workers) w.send('go');
   await Promise.all(workers.map((w) => w.next('going')));
   const t0 = epochMs();
@@ -123,6 +130,7 @@ async function drive(scenario: string, topology: Topology, makeWorker: (i: numbe
   const submitted = await Promise.all(producers.map((p) => p.next('done')));
   for (const w of workers) w.send('report');
   const reports = await Promise.all(workers.map((w) => w.next('report')));
+  const clientCpu = [...submitted, ...reports].reduce((sum, e) => sum + Number(e['cpuSeconds']), 0) - clientCpuBefore;
   for (const w of workers) w.send('stop');
   await Promise.all([...workers, ...producers].map((c) => c.stop()));
   await topology.cleanup();
@@ -148,6 +156,7 @@ async function drive(scenario: string, topology: Topology, makeWorker: (i: numbe
     submitP50Ms: mean(submitted, 'submitP50Ms'),
     submitP99Ms: mean(submitted, 'submitP99Ms'),
     serverCpuSeconds: cpu,
+    clientCpuSeconds: clientCpu,
     serverRssKiB: rss,
   };
 }
@@ -220,14 +229,14 @@ async function main(): Promise<void> {
   const peer = all.filter((r) => r.scenario === 'bullmq').map((r) => r.tasksPerSec);
   const peerMedian = peer.length > 0 ? median(peer) : Number.NaN;
   console.log(`\n${TASKS} tasks of ${PAYLOAD_BYTES} B, ${IN_FLIGHT} in flight per producer, ${SLOTS} slots per worker, ${RATE === undefined ? 'closed loop' : `open loop at ${RATE}/s`}; median of ${runs} runs; node ${process.version}`);
-  console.log('| scenario | tasks/s | vs BullMQ | start p50 ms | start p99 ms | submit p50 ms | server CPU s | server RSS MiB |');
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
+  console.log('| scenario | tasks/s | vs BullMQ | start p50 ms | start p99 ms | submit p50 ms | server CPU s | client CPU s | server RSS MiB |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const name of names) {
     const rows = all.filter((r) => r.scenario === name);
     const m = (key: keyof RunResult): number => median(rows.map((r) => r[key] as number));
     const tps = m('tasksPerSec');
     console.log(
-      `| ${name} | ${Math.round(tps)} | ${(tps / peerMedian).toFixed(2)}x | ${m('startP50Ms').toFixed(2)} | ${m('startP99Ms').toFixed(2)} | ${m('submitP50Ms').toFixed(2)} | ${m('serverCpuSeconds').toFixed(2)} | ${(m('serverRssKiB') / 1024).toFixed(0)} |`,
+      `| ${name} | ${Math.round(tps)} | ${(tps / peerMedian).toFixed(2)}x | ${m('startP50Ms').toFixed(2)} | ${m('startP99Ms').toFixed(2)} | ${m('submitP50Ms').toFixed(2)} | ${m('serverCpuSeconds').toFixed(2)} | ${m('clientCpuSeconds').toFixed(2)} | ${(m('serverRssKiB') / 1024).toFixed(0)} |`,
     );
   }
   if (values.json !== undefined) writeFileSync(values.json, JSON.stringify({ tasks: TASKS, inFlight: IN_FLIGHT, slots: SLOTS, rate: RATE ?? null, runs: all }, null, 2));

@@ -60,7 +60,9 @@ async function main(): Promise<void> {
     );
   }
   const elapsedMs = epochMs() - t0;
+  const cpu = process.cpuUsage();
   emit('done', {
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
     submitted: s.tasks,
     elapsedMs,
     submitPerSec: s.tasks / (elapsedMs / 1000),

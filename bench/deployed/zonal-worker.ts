@@ -48,7 +48,8 @@ async function main(): Promise<void> {
   const stopCounting = reportCounts(counts);
   await waitForLine('report');
   stopCounting();
-  emit('report', { started: counts.started, lastMs: counts.lastMs, latencies: summary(latencies) });
+  const cpu = process.cpuUsage();
+  emit('report', { cpuSeconds: (cpu.user + cpu.system) / 1e6, started: counts.started, lastMs: counts.lastMs, latencies: summary(latencies) });
   await waitForLine('stop');
   await worker.close({ graceMs: 500 });
   process.exit(0);

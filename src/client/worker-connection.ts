@@ -75,9 +75,13 @@ export class WorkerConnection {
     this.call.write(message);
   }
 
-  /** Queues an update; all updates queued in one turn go out in one message. */
+  /** Queues an update; all updates queued in one turn go out in one message, a superseded RUNNING dropped. */
   update(update: Omit<WireTaskUpdate, 'sequenceId'>): void {
     if (this.done) return;
+    // A RUNNING (progress) update not sent yet says nothing the next one of the same attempt does not:
+    // it goes, and the dispatcher gets one update instead of two (RUNNING then COMPLETED of a quick task).
+    const last = this.queued.length > 0 ? this.queued[this.queued.length - 1] : undefined;
+    if (last !== undefined && last.status === 'RUNNING' && last.taskId === update.taskId && last.attempt === update.attempt) this.queued.pop();
     this.queued.push(update);
     if (this.flushScheduled) return;
     this.flushScheduled = true;

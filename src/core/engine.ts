@@ -1,4 +1,5 @@
 import { errorInfo, type ErrorInfo, type Reason } from '../errors';
+import { Backlog } from './backlog';
 import { planQueueClaims } from './claim-plan';
 import type { Clock, Random } from './clock';
 import type { ClaimGroup, CommitBatch, CommitOutcome, StateWrite } from './commit-batch';
@@ -135,10 +136,8 @@ export class Engine {
   private readonly sweptIds = new Set<string>();
   private readonly sessions = new Map<string, SessionState>();
   private readonly rings = new Map<string, SessionRing>();
-  /** Per queue: from when a claim may find ready tasks in the store (absent: none known). */
-  private readonly backlog = new Map<string, number>();
-  /** Per queue with a claim in flight: hints that arrived meanwhile, kept over the claim's verdict. */
-  private readonly hintsDuringClaim = new Map<string, number>();
+  /** What the store may hold for each queue: whether a new task may be assigned at once, whether a claim may find one. */
+  private readonly backlog = new Backlog();
   private readonly deadlines = new MinHeap<Deadline>((a, b) => a.atMs < b.atMs);
   private effects: Effects = newEffects();
   private inFlight: InFlight | undefined;
@@ -269,13 +268,14 @@ export class Engine {
    * restarted wake-up channel.
    */
   noteReady(queues: readonly string[], atMs: number): void {
-    for (const queue of queues) this.noteBacklog(queue, atMs);
+    const now = this.nowMs;
+    for (const queue of queues) this.backlog.unknown(queue, atMs, now);
   }
 
   /** Every queue may have ready tasks (a missed wake-up, a changed spillover delay): claim for free slots again. */
   recheckBacklog(): void {
     const now = this.nowMs;
-    for (const queue of this.rings.keys()) this.noteBacklog(queue, now);
+    for (const queue of this.rings.keys()) this.backlog.unknown(queue, now, now);
   }
 
   /**
@@ -389,8 +389,8 @@ export class Engine {
       const ageMs = this.options.maxSessionAgeMs * (1 - 0.1 * unitHash(session.id));
       this.deadlines.push({ atMs: now + Math.max(ageMs, this.options.minSessionAgeToMoveMs), kind: 'maxAge', session });
     }
-    // The store may hold ready tasks of its queues: claim for it.
-    for (const queue of session.queues) this.noteBacklog(queue, now);
+    // The store may hold ready tasks of its queues (some no other session could take): claim for it.
+    for (const queue of session.queues) this.backlog.unknown(queue, now, now);
     this.offerSession(session);
     return session;
   }
@@ -649,13 +649,10 @@ export class Engine {
 
   /** Earliest instant at which `tick` has work (a deadline, or a claim that may find a task), or undefined. */
   nextWakeAtMs(): number | undefined {
-    let next = this.deadlines.peek()?.atMs;
-    const now = this.nowMs;
-    for (const [queue, atMs] of this.backlog) {
-      if (atMs <= now || atMs === Infinity || (this.rings.get(queue)?.size ?? 0) === 0) continue;
-      if (next === undefined || atMs < next) next = atMs;
-    }
-    return next;
+    const deadline = this.deadlines.peek()?.atMs;
+    const due = this.backlog.nextDueAtMs(this.nowMs, this.queuesWithSessions());
+    if (due === undefined) return deadline;
+    return deadline === undefined ? due : Math.min(deadline, due);
   }
 
   /** Handles every deadline that has passed: attempt timeouts, idle sessions, drain grace, heartbeats. */
@@ -779,7 +776,7 @@ export class Engine {
       this.storedVersion.set(id, snapshot.version);
       if (!this.dirty.has(id) && !this.heldHere(live)) this.forget(live);
     }
-    const verdicts = new Map<string, number>();
+    const verdicts = new Map<string, { short: boolean; nextAtMs: number | undefined }>();
     const reoffer = new Set<SessionState>();
     flight.batch.claims.forEach((group, g) => {
       for (const slot of group.slots) {
@@ -793,16 +790,15 @@ export class Engine {
         durable.push({ ...task });
         this.adoptClaimed(task, group.slots[slot]?.sessionId ?? '', now);
       }
-      const verdict = claimed.length < group.slots.length ? (outcome.nextClaimAtMs[g] ?? Infinity) : now;
-      verdicts.set(group.queue, Math.min(verdicts.get(group.queue) ?? Infinity, verdict));
+      const short = claimed.length < group.slots.length;
+      const previous = verdicts.get(group.queue) ?? { short: true, nextAtMs: undefined };
+      const next = outcome.nextClaimAtMs[g];
+      verdicts.set(group.queue, {
+        short: previous.short && short,
+        nextAtMs: next === undefined ? previous.nextAtMs : Math.min(previous.nextAtMs ?? Infinity, next),
+      });
     });
-    for (const [queue, verdict] of verdicts) {
-      const hint = this.hintsDuringClaim.get(queue) ?? Infinity;
-      this.hintsDuringClaim.delete(queue);
-      const next = Math.min(verdict, hint);
-      if (next === Infinity) this.backlog.delete(queue);
-      else this.backlog.set(queue, next);
-    }
+    for (const [queue, { short, nextAtMs }] of verdicts) this.backlog.claimed(queue, short, nextAtMs);
     for (const session of reoffer) this.offerSession(session);
     return durable;
   }
@@ -833,8 +829,7 @@ export class Engine {
         const session = this.sessions.get(slot.sessionId);
         if (session !== undefined) session.claimPending -= 1;
       }
-      this.hintsDuringClaim.delete(group.queue);
-      this.noteBacklog(group.queue, this.nowMs);
+      this.backlog.failed(group.queue);
     }
   }
 
@@ -915,37 +910,34 @@ export class Engine {
     this.dropLocal(task);
   }
 
-  private noteBacklog(queue: string, atMs: number): void {
-    this.backlog.set(queue, Math.min(this.backlog.get(queue) ?? Infinity, atMs));
-    const hint = this.hintsDuringClaim.get(queue);
-    if (hint !== undefined) this.hintsDuringClaim.set(queue, Math.min(hint, atMs));
-  }
-
   private claimDue(now: number): boolean {
-    for (const [queue, atMs] of this.backlog) {
-      if (atMs > now || this.hintsDuringClaim.has(queue)) continue;
-      if (this.rings.get(queue)?.pick('', false) !== undefined) return true;
+    for (const [queue, ring] of this.rings) {
+      if (this.backlog.claimDue(queue, now) && ring.pick('', false) !== undefined) return true;
     }
     return false;
   }
 
+  private *queuesWithSessions(): Iterable<string> {
+    for (const [queue, ring] of this.rings) if (ring.size > 0) yield queue;
+  }
+
   /** Claim groups for the free slots of every queue whose store may hold ready tasks; each session's slots go to one queue per round. */
   private planClaims(now: number): ClaimGroup[] {
-    const queues = [...this.backlog.keys()];
+    const queues = [...this.rings.keys()];
     if (queues.length === 0) return [];
     const groups: ClaimGroup[] = [];
     const start = this.claimRound++ % queues.length;
     for (let i = 0; i < queues.length; i++) {
       const queue = queues[(start + i) % queues.length]!;
-      if ((this.backlog.get(queue) ?? Infinity) > now) continue;
-      const ring = this.rings.get(queue);
-      if (ring === undefined) continue;
-      const planned = planQueueClaims(queue, ring.withCredit(), (s) => s.credit);
+      if (!this.backlog.claimDue(queue, now)) continue;
+      const planned = planQueueClaims(queue, this.rings.get(queue)!.withCredit(), (s) => s.credit);
       if (planned.length === 0) continue;
+      let slots = 0;
       for (const group of planned) {
         for (const slot of group.slots) this.sessions.get(slot.sessionId)!.claimPending += 1;
+        slots += group.slots.length;
       }
-      this.hintsDuringClaim.set(queue, Infinity);
+      this.backlog.planned(queue, slots, now);
       groups.push(...planned);
     }
     return groups;
@@ -983,7 +975,7 @@ export class Engine {
     task.version += 1;
     task.updatedMs = now;
     this.markDirty(task, 'keep');
-    this.noteBacklog(task.queue, task.readyAtMs);
+    this.backlog.released(task.queue, task.readyAtMs, now);
   }
 
   /**
@@ -993,8 +985,7 @@ export class Engine {
    */
   private place(task: TaskRecord, now: number, requeue: StateWrite['requeue']): void {
     const ring = this.rings.get(task.queue);
-    const queued = (this.backlog.get(task.queue) ?? Infinity) <= now || this.hintsDuringClaim.has(task.queue);
-    if (task.readyAtMs <= now && ring !== undefined && !queued) {
+    if (task.readyAtMs <= now && ring !== undefined && this.backlog.mayAssignAtOnce(task.queue, now)) {
       const zone = task.preferredZone;
       const anyZone = zone === '' || this.options.zoneSpilloverDelayMs === 0;
       const session = ring.pick(zone, !anyZone);
@@ -1005,7 +996,7 @@ export class Engine {
       }
     }
     this.markDirty(task, requeue);
-    this.noteBacklog(task.queue, task.readyAtMs);
+    this.backlog.released(task.queue, task.readyAtMs, now);
   }
 
   private offerSession(session: SessionState): void {
