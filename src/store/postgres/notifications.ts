@@ -17,10 +17,16 @@ export class Notifications {
   private retryDelayMs = 0;
   private connecting: Promise<void> | undefined;
 
+  private probeTimer: NodeJS.Timeout | undefined;
+
   constructor(
     private readonly config: ClientConfig,
     private readonly channels: { ready: string; cancel: string },
     private readonly emit: (event: StoreEvent) => void,
+    /** The connection is probed this often, and given up when a probe takes longer: a silent partition is noticed. */
+    private readonly probeMs = 5_000,
+    /** A dispatcher entered the store (this one too: the caller tells them apart). */
+    private readonly onPeer: (owner: string) => void = () => undefined,
   ) {}
 
   /** Connects and listens; a failure is retried in the background (and reported as resync once it works). */
@@ -52,7 +58,28 @@ export class Notifications {
     }
     this.client = client;
     this.retryDelayMs = 0;
+    this.probe(client);
     if (resync) this.emit({ kind: 'resync' });
+  }
+
+  /** A LISTEN connection that stops answering (a blackholed network) says nothing: ask it, and give it up when it does not answer. */
+  private probe(client: Client): void {
+    this.probeTimer = setTimeout(() => {
+      this.probeTimer = undefined;
+      if (this.client !== client) return;
+      const timeout = setTimeout(() => this.lost(client, new Error(`the wake-up connection did not answer within ${this.probeMs} ms`)), this.probeMs);
+      client.query('SELECT 1').then(
+        () => {
+          clearTimeout(timeout);
+          this.probe(client);
+        },
+        (err: unknown) => {
+          clearTimeout(timeout);
+          this.lost(client, err instanceof Error ? err : new Error(String(err)));
+        },
+      );
+    }, this.probeMs);
+    this.probeTimer.unref();
   }
 
   private lost(client: Client, err: Error | undefined): void {
@@ -77,6 +104,10 @@ export class Notifications {
   private onNotification(channel: string, payload: string): void {
     try {
       const body = JSON.parse(payload) as Record<string, unknown>;
+      if (channel === this.channels.ready && typeof body['hello'] === 'string') {
+        this.onPeer(body['hello']);
+        return;
+      }
       if (channel === this.channels.ready) {
         const queues = Array.isArray(body['q']) ? (body['q'] as unknown[]).map(String) : [];
         this.emit(queues.length === 0 ? { kind: 'resync' } : { kind: 'ready', queues, atMs: Number(body['at'] ?? 0) });
@@ -92,6 +123,8 @@ export class Notifications {
     this.closed = true;
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
+    if (this.probeTimer !== undefined) clearTimeout(this.probeTimer);
+    this.probeTimer = undefined;
     await this.connecting?.catch(() => undefined);
     const client = this.client;
     this.client = undefined;

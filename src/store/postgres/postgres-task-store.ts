@@ -29,6 +29,13 @@ export interface PostgresTaskStoreOptions {
   statementTimeoutMs?: number;
   /** Giving up on a new connection. Default 3 s. */
   connectTimeoutMs?: number;
+  /**
+   * A group commit (or any single call) not done by then is given up and
+   * its connection closed: a database that stops answering (a network
+   * partition) fails calls in this time instead of hanging them, and the
+   * dispatcher's breaker then fails the rest at once. Default 5 s.
+   */
+  callTimeoutMs?: number;
 }
 
 const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -66,19 +73,23 @@ export class PostgresTaskStore implements TaskStore {
   private readonly listeners = new Set<(event: StoreEvent) => void>();
   private closed = false;
   private peers = 0;
+  /** The dispatcher this store serves (set by register). */
+  private self = '';
   private lastOkMs = 0;
   private lastError: { atMs: number; message: string } | undefined;
+  private readonly callTimeoutMs: number;
 
   constructor(options: PostgresTaskStoreOptions) {
     this.schema = options.schema ?? 'zonal';
     if (!SCHEMA_PATTERN.test(this.schema)) throw new RangeError(`PostgreSQL schema "${this.schema}" must be a lower-case SQL identifier (letters, digits, _)`);
     const statementTimeoutMs = options.statementTimeoutMs ?? 15_000;
+    this.callTimeoutMs = options.callTimeoutMs ?? 5_000;
     this.config = {
       connectionString: options.url,
       max: options.poolMax ?? 8,
       connectionTimeoutMillis: options.connectTimeoutMs ?? 3_000,
-      // The server cancels a statement that runs too long; the client gives up a little later on a server that does not answer at all.
-      query_timeout: statementTimeoutMs + 5_000,
+      // The server cancels a statement that runs too long; the client gives up on a server that does not answer at all.
+      query_timeout: Math.min(statementTimeoutMs, options.callTimeoutMs ?? 5_000),
       idleTimeoutMillis: 30_000,
       keepAlive: true,
       options: `-c search_path=${this.schema} -c statement_timeout=${statementTimeoutMs} -c idle_in_transaction_session_timeout=${statementTimeoutMs * 2}`,
@@ -106,12 +117,18 @@ export class PostgresTaskStore implements TaskStore {
     }
     this.pool = pool;
     this.lastOkMs = Date.now();
-    this.notifications = new Notifications(this.config, this.channels, (event) => this.emit(event));
+    this.notifications = new Notifications(this.config, this.channels, (event) => this.emit(event), this.callTimeoutMs, (owner) => {
+      if (owner !== this.self) this.peers = Math.max(this.peers, 1);
+    });
     await this.notifications.start();
   }
 
   async register(entry: DispatcherEntry, nowMs: number, leaseExpiresMs: number): Promise<void> {
+    this.self = entry.owner;
     await this.query(ENTER_DISPATCHER, [entry.owner, entry.dispatcherId, entry.zone, entry.address, nowMs, leaseExpiresMs], 'zonal_enter_dispatcher');
+    // Tell the others at once: a dispatcher alone sends no wake-ups, and would otherwise learn of this one only at its next heartbeat.
+    await this.query('SELECT pg_notify($1, $2)', [this.channels.ready, JSON.stringify({ hello: entry.owner })], 'zonal_notify');
+    await this.heartbeat(entry.owner, nowMs, leaseExpiresMs);
   }
 
   async heartbeat(owner: string, nowMs: number, leaseExpiresMs: number): Promise<HeartbeatOutcome> {
@@ -278,7 +295,12 @@ export class PostgresTaskStore implements TaskStore {
     return client.query<R>({ name, text, values });
   }
 
-  /** BEGIN .. COMMIT on one connection; anything thrown rolls back (and a broken connection is not reused). */
+  /**
+   * BEGIN .. COMMIT on one connection; anything thrown rolls back (and a
+   * broken connection is not reused). Given up after callTimeoutMs: the
+   * connection is closed, so a commit whose COMMIT was sent has an unknown
+   * outcome, which the caller handles (commits are repeatable).
+   */
   private async transaction(body: (client: PoolClient) => Promise<void>): Promise<void> {
     let client: PoolClient;
     try {
@@ -287,18 +309,33 @@ export class PostgresTaskStore implements TaskStore {
       this.failed(err);
       throw err;
     }
+    // While checked out, the pool does not listen for the connection's errors: without this, a reset between two statements would crash the process.
+    const onError = (err: Error): void => this.failed(err);
+    client.on('error', onError);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`PostgreSQL did not finish a commit within ${this.callTimeoutMs} ms (callTimeoutMs)`)), this.callTimeoutMs);
+    });
     let broken: Error | undefined;
     try {
-      await client.query('BEGIN');
-      await body(client);
-      await client.query('COMMIT');
+      await Promise.race([
+        (async () => {
+          await client.query('BEGIN');
+          await body(client);
+          await client.query('COMMIT');
+        })(),
+        timedOut,
+      ]);
       this.lastOkMs = Date.now();
     } catch (err) {
       broken = err instanceof Error ? err : new Error(String(err));
       this.failed(err);
-      await client.query('ROLLBACK').catch(() => undefined);
+      // A connection that timed out may be stuck mid-statement: it is closed, not rolled back and reused.
+      if (!broken.message.includes('callTimeoutMs')) await client.query('ROLLBACK').catch(() => undefined);
       throw err;
     } finally {
+      clearTimeout(timer);
+      client.off('error', onError);
       client.release(broken);
     }
   }
