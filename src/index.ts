@@ -19,6 +19,7 @@
 export { ProducerClient, type ProducerClientOptions, type SubmitOptions } from './client/producer-client';
 export { Worker, NonRetryableError, type WorkerOptions, type WorkerTask, type TaskContext, type TaskHandler, type WorkerLifecycle } from './client/worker';
 export type { TaskInfo } from './client/task-info';
+export type { SettledUpdate } from './client/worker-connection';
 export { DEFAULT_CALL_POLICY, compileCallPolicy, type CallPolicy, type CallPolicyInput } from './client/call-policy';
 export { DEFAULT_RETRY_BUDGET, RetryBudget, type RetryBudgetOptions } from './client/retry-budget';
 export { Breaker, DEFAULT_BREAKER_OPTIONS, compileBreakerOptions, type BreakerOptions, type CircuitState } from './resilience/breaker';

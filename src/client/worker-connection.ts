@@ -7,6 +7,8 @@ export interface ConnectionEvents {
   assignments(assignments: WireAssignment[]): void;
   cancel(taskId: string, attempt: number, reason: string): void;
   acks(acks: WireUpdateAck[]): void;
+  /** The dispatcher answered a final update (COMPLETED, FAILED or CANCELLED) of this stream. */
+  settled(info: SettledUpdate): void;
   goAway(reason: string, drainDeadlineMs: number): void;
   /**
    * Nothing arrived for `silentMs`, longer than a heartbeat round trip
@@ -19,6 +21,18 @@ export interface ConnectionEvents {
 }
 
 type Call = grpc.ClientDuplexStream<Outgoing<WireWorkerMessage>, WireDispatcherMessage>;
+
+/** A final update of an attempt and the dispatcher's answer to it: ACCEPTED means the result counts. */
+export interface SettledUpdate {
+  taskId: string;
+  attempt: number;
+  status: 'COMPLETED' | 'FAILED' | 'CANCELLED';
+  result: 'ACCEPTED' | 'DUPLICATE' | 'REJECTED';
+  reason: string;
+}
+
+/** Final updates awaiting their ack, at most (older ones are forgotten). */
+const MAX_UNSETTLED = 100_000;
 
 /** A stream silent for this many heartbeat intervals is reported `silent` (the dispatcher answers every ping at once). */
 export const SILENT_AFTER_INTERVALS = 2;
@@ -47,6 +61,8 @@ export class WorkerConnection {
   readonly rtt = new RttEstimator();
   private done = false;
   private welcomeTimer: NodeJS.Timeout | undefined;
+  /** Final updates sent and not yet acknowledged, by sequence id. */
+  private readonly unsettled = new Map<number, Omit<SettledUpdate, 'result' | 'reason'>>();
 
   constructor(
     private readonly call: Call,
@@ -104,6 +120,11 @@ export class WorkerConnection {
     if (this.queued.length === 0 || this.done) return;
     const updates = this.queued.map((u) => ({ ...u, sequenceId: this.nextSequenceId++ }));
     this.queued = [];
+    for (const u of updates) {
+      if (u.status !== 'COMPLETED' && u.status !== 'FAILED' && u.status !== 'CANCELLED') continue;
+      this.unsettled.set(u.sequenceId, { taskId: u.taskId, attempt: u.attempt, status: u.status });
+      if (this.unsettled.size > MAX_UNSETTLED) this.unsettled.delete(this.unsettled.keys().next().value!);
+    }
     this.send({ kind: 'updates', updates: { updates } });
   }
 
@@ -120,6 +141,13 @@ export class WorkerConnection {
         return;
       case 'acks':
         this.events.acks(message.acks.acks);
+        for (const ack of message.acks.acks) {
+          const sequenceId = Number(ack.sequenceId);
+          const final = this.unsettled.get(sequenceId);
+          if (final === undefined) continue;
+          this.unsettled.delete(sequenceId);
+          if (ack.result !== 'ACK_RESULT_UNSPECIFIED') this.events.settled({ ...final, result: ack.result, reason: ack.reason });
+        }
         return;
       case 'cancel':
         this.events.cancel(message.cancel.taskId, message.cancel.attempt, message.cancel.reason);

@@ -8,7 +8,7 @@ import { createLogger } from '../log';
 import type { Outgoing, WireAssignment, WireDispatcherMessage, WireWelcome, WireWorkerMessage } from '../protocol/wire';
 import { deadlineIn } from './call-policy';
 import { createDispatcherClient, waitForReady } from './channel';
-import { WorkerConnection } from './worker-connection';
+import { WorkerConnection, type SettledUpdate } from './worker-connection';
 
 const log = createLogger('worker');
 
@@ -58,6 +58,13 @@ export interface WorkerOptions {
   http2Keepalive?: Partial<Http2KeepaliveConfig>;
   /** Called each time a dispatcher welcomes this worker (first connect, reconnects, moves). */
   onConnected?: (info: { sessionId: string; dispatcherId: string; dispatcherZone: string }) => void;
+  /**
+   * Called when the dispatcher answers a task's final update: ACCEPTED means
+   * this result is the task's; REJECTED (FENCED, TERMINAL) means the attempt
+   * had been taken away (timed out, cancelled, or re-queued after its
+   * dispatcher died) and another attempt's result counts instead.
+   */
+  onSettled?: (info: SettledUpdate) => void;
 }
 
 /**
@@ -275,6 +282,7 @@ export class Worker {
           log.debug('update rejected', { taskId: ack.taskId, reason: ack.reason, message: ack.message });
         }
       },
+      settled: (info) => this.options.onSettled?.(info),
       goAway: (reason) => {
         // The dispatcher drains this session; once it ends the stream we reconnect at once.
         log.info('dispatcher asked this worker to move', { workerId: this.workerId, reason });
