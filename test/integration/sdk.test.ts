@@ -188,6 +188,40 @@ describe('SDK: ProducerClient and Worker', () => {
     expect((await producer.result(taskId)).toString()).toBe('attempt 2');
   });
 
+  it('onSettled: a final update that counts is ACCEPTED; one from an attempt taken away is not', async () => {
+    harness = await startHarness();
+    const producer = new ProducerClient({ target: harness.target });
+    producers.push(producer);
+    const settled: { taskId: string; attempt: number; status: string; result: string }[] = [];
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const worker = new Worker({
+      target: harness.target,
+      slots: 2,
+      handler: async (task) => {
+        if (task.payload.toString() === 'slow') await gate;
+        return 'done';
+      },
+      onSettled: (info) => settled.push(info),
+    });
+    workers.push(worker);
+    await worker.start();
+    const quick = await producer.submit({ payload: 'quick' });
+    await producer.result(quick.taskId);
+    await eventually(() => settled.some((s) => s.taskId === quick.taskId), 5_000, 'the quick task to settle');
+    expect(settled.filter((s) => s.taskId === quick.taskId)).toEqual([{ taskId: quick.taskId, attempt: 1, status: 'COMPLETED', result: 'ACCEPTED', reason: '' }]);
+    // The slow attempt times out (its only attempt); its late answer must not count.
+    const slow = await producer.submit({ payload: 'slow', attemptTimeoutMs: 200, maxAttempts: 1 });
+    const failure = await producer.result(slow.taskId).catch((e: unknown) => e);
+    expect(failure).toMatchObject({ state: 'FAILED', info: { reason: 'ATTEMPT_TIMEOUT' } });
+    release();
+    await eventually(() => settled.some((s) => s.taskId === slow.taskId), 5_000, 'the slow task to settle');
+    const late = settled.filter((s) => s.taskId === slow.taskId);
+    expect(late).toHaveLength(1);
+    expect(late[0]!.result).not.toBe('ACCEPTED');
+    expect((await producer.get(slow.taskId)).state).toBe('FAILED');
+  });
+
   it('the worker reconnects after the dispatcher restarts, and pending work continues', async () => {
     const { producer, worker } = await setup((task) => task.payload);
     const dataDir = harness!.dataDir;
