@@ -21,6 +21,14 @@ const log = createLogger('dispatcher');
 const MAX_TIMER_MS = 60_000;
 /** Tasks a sweep takes in at most, of each kind. */
 const SWEEP_LIMIT = 500;
+/**
+ * How often, at most, a sweep has every queue with free slots claim again
+ * although no wake-up said so. A safety net only: wake-ups (own releases,
+ * LISTEN/NOTIFY, resync after a reconnect, the store's next-claimable time)
+ * already cover every known case, and a claim per second per idle queue
+ * would cost an idle dispatcher a transaction a second.
+ */
+const BACKLOG_RECHECK_MS = 10_000;
 
 /**
  * The store's breaker: a store that fails 3 calls in 10 s (half of them at
@@ -111,6 +119,8 @@ export class Dispatcher {
   /** Effects taken for commits not yet durable, delivered after the next one that is. */
   private pendingEffects: Effects[] = [];
   private sweeping = false;
+  /** When the last sweep had every queue claim again (BACKLOG_RECHECK_MS). */
+  private recheckedAtMs = -Infinity;
   errorsReported = 0;
   heartbeatsSent = 0;
   private peers = 0;
@@ -503,7 +513,11 @@ export class Dispatcher {
         }
         if (found.leaseExpired.length < SWEEP_LIMIT && found.startExpired.length < SWEEP_LIMIT) break;
       }
-      this.engine.recheckBacklog();
+      const now = this.clock.nowMs();
+      if (now - this.recheckedAtMs >= BACKLOG_RECHECK_MS) {
+        this.recheckedAtMs = now;
+        this.engine.recheckBacklog();
+      }
       this.changed();
       return total;
     } catch (err) {

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 
@@ -18,7 +19,12 @@ const running = new Set<Proc>();
 
 /** Starts `zonal <args>` from the built CLI and collects its JSON events. */
 export function spawnZonal(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
-  const child = spawn(process.execPath, [CLI, ...args], {
+  return spawnNode(CLI, args, env);
+}
+
+/** Starts a Node script (a test fixture) and collects the JSON lines it prints. */
+export function spawnNode(script: string, args: string[], env: NodeJS.ProcessEnv = {}): Proc {
+  const child = spawn(process.execPath, [script, ...args], {
     // No embedded control plane unless a test asks: its default port would collide across parallel tests.
     env: { ...process.env, ZONAL_LOG_LEVEL: 'warn', ZONAL_XDS_ADDRESS: 'off', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -83,4 +89,19 @@ export function spawnZonal(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
 /** Kills every process still running (afterEach/afterAll safety net). */
 export async function killAll(): Promise<void> {
   await Promise.all([...running].map((p) => p.kill('SIGKILL')));
+}
+
+/** Resident set size of a running process, in KiB (Linux /proc). */
+export function rssKb(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
+  if (line === undefined) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(line.split(/\s+/)[1]);
+}
+
+/** CPU time a running process used so far (user + system), in ms (Linux /proc; clock ticks of 10 ms). */
+export function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name may hold spaces; fields after it are space-separated: utime and stime are the 14th and 15th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
