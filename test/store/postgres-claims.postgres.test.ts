@@ -124,4 +124,38 @@ describe.skipIf(skipWithoutPostgres())('PostgresTaskStore under concurrency', ()
     await expect.poll(async () => (await store.commit(batch('o#1', { inserts: [taskRecord('after')] })).then(() => true, () => false)), { timeout: 10_000 }).toBe(true);
     expect(store.health().ok).toBe(true);
   });
+  it('claims walk tasks_ready in claim order without a sort, also before the table was ever analyzed (a bulk load)', async () => {
+    const schema = schemas.next();
+    const store = await open(schema);
+    const client = new Client({ connectionString: PG_URL });
+    await client.connect();
+    try {
+      // 200,000 ready tasks loaded at once; no ANALYZE ran (autovacuum may be off or behind).
+      await store.commit(batch('seed#1', { inserts: [taskRecord('template', { queue: 'q' })] }));
+      await client.query(`INSERT INTO ${schema}.tasks SELECT 'bulk' || g, payload, queue, priority, content_type, '', max_attempts, attempt_timeout_ms,
+          schedule_to_start_timeout_ms, labels, preferred_zone, producer_zone, accepted_zone, created_ms, state, attempt, version, owner, dispatcher_zone,
+          lease_expires_ms, session_id, worker_id, worker_zone, attempt_deadline_ms, progress_permille, result, error, not_before_ms, ready_at_ms,
+          start_deadline_ms, updated_ms, nextval('${schema}.task_seq') FROM ${schema}.tasks, generate_series(1, 200000) g WHERE id = 'template'`);
+      const stats = await client.query(`SELECT last_analyze, last_autoanalyze FROM pg_stat_user_tables WHERE relid = '${schema}.tasks'::regclass`);
+      expect(stats.rows[0]).toEqual({ last_analyze: null, last_autoanalyze: null });
+      const { BEGIN_CLAIMING, CLAIM_AT_ONCE, CLAIM_SPILLED } = await import('../../src/store/postgres/sql/claim-tasks');
+      const now = Date.now();
+      const params = ['q', now, '', '', ['s1', 's2'], ['w1', 'w2'], 'o#1', now + 10_000];
+      for (const [sql, values] of [[CLAIM_AT_ONCE, params], [CLAIM_SPILLED, [...params, now]]] as const) {
+        await client.query(`SET search_path = ${schema}`);
+        await client.query(BEGIN_CLAIMING);
+        const plan = JSON.stringify((await client.query(`EXPLAIN (FORMAT JSON) ${sql}`, [...values])).rows[0]);
+        await client.query('ROLLBACK');
+        expect(plan).toContain('"Index Name":"tasks_ready"');
+        expect(plan).not.toContain('"Node Type":"Sort"');
+      }
+      // And the claim itself, through the store.
+      const t0 = Date.now();
+      const outcome = await store.commit(batch('o#1', { claims: [{ queue: 'q', zone: '', slots: [{ sessionId: 's', workerId: 'w' }] }] }));
+      console.log(`a claim over 200,000 never-analyzed queued tasks took ${Date.now() - t0} ms`);
+      expect(outcome.claimed[0]!.map((c) => c.task.id)).toEqual(['template']);
+    } finally {
+      await client.end();
+    }
+  });
 });

@@ -7,7 +7,7 @@ import type { DispatcherEntry, HeartbeatOutcome, StoreCancelOutcome, StoreEvent,
 import { migratePostgres } from './migrate';
 import { Notifications } from './notifications';
 import { CANCEL_TASK } from './sql/cancel-task';
-import { CLAIM_AT_ONCE, CLAIM_SPILLED, NEXT_CLAIMABLE } from './sql/claim-tasks';
+import { BEGIN_CLAIMING, CLAIM_AT_ONCE, CLAIM_SPILLED, NEXT_CLAIMABLE } from './sql/claim-tasks';
 import { ENTER_DISPATCHER, HEARTBEAT, LEAVE_DISPATCHER } from './sql/dispatchers';
 import { GET_TASK, GET_TASKS, OWNED_TASKS } from './sql/get-tasks';
 import { INSERT_TASKS, KEY_HOLDERS } from './sql/insert-tasks';
@@ -155,7 +155,7 @@ export class PostgresTaskStore implements TaskStore {
     const noteReady = (record: TaskRecord): void => {
       if (record.state === 'PENDING') ready.set(record.queue, Math.min(ready.get(record.queue) ?? Infinity, record.readyAtMs));
     };
-    await this.transaction(async (client) => {
+    await this.transaction(batch.claims.length > 0 ? BEGIN_CLAIMING : 'BEGIN', async (client) => {
       if (insertParams !== undefined) {
         const unclaimed = await this.run<{ id: string; idempotency_key: string }>(client, INSERT_TASKS, insertParams, 'zonal_insert_tasks');
         if (unclaimed.rows.length > 0) {
@@ -301,7 +301,7 @@ export class PostgresTaskStore implements TaskStore {
    * connection is closed, so a commit whose COMMIT was sent has an unknown
    * outcome, which the caller handles (commits are repeatable).
    */
-  private async transaction(body: (client: PoolClient) => Promise<void>): Promise<void> {
+  private async transaction(begin: string, body: (client: PoolClient) => Promise<void>): Promise<void> {
     let client: PoolClient;
     try {
       client = await this.use().connect();
@@ -320,7 +320,7 @@ export class PostgresTaskStore implements TaskStore {
     try {
       await Promise.race([
         (async () => {
-          await client.query('BEGIN');
+          await client.query(begin);
           await body(client);
           await client.query('COMMIT');
         })(),
