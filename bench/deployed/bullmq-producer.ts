@@ -4,8 +4,9 @@
  * loop at `ratePerSec`), stamped payloads.
  */
 import { Queue } from 'bullmq';
-import { epochMs, percentile, stampedPayload } from './clock';
+import { stampedPayload } from './clock';
 import { emit, settings, waitForLine } from './messages';
+import { driveSubmits } from './submit-loop';
 
 interface Settings {
   redisUrl: string;
@@ -27,34 +28,7 @@ async function main(): Promise<void> {
   await queue.add('warm-up', data(), opts);
   emit('ready');
   await waitForLine('go');
-  const latencies: number[] = [];
-  const addOne = async (): Promise<void> => {
-    const startedMs = epochMs();
-    await queue.add('t', data(), opts);
-    latencies.push(epochMs() - startedMs);
-  };
-  const t0 = epochMs();
-  if (s.ratePerSec !== undefined) {
-    const pending: Promise<void>[] = [];
-    const intervalMs = 1000 / s.ratePerSec;
-    for (let i = 0; i < s.tasks; i++) {
-      const waitMs = t0 + i * intervalMs - epochMs();
-      if (waitMs > 1) await new Promise((resolve) => setTimeout(resolve, waitMs));
-      pending.push(addOne());
-    }
-    await Promise.all(pending);
-  } else {
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: s.inFlight }, async () => {
-        while (next++ < s.tasks) await addOne();
-      }),
-    );
-  }
-  const elapsedMs = epochMs() - t0;
-  const cpu = process.cpuUsage();
-  emit('done', {
-    cpuSeconds: (cpu.user + cpu.system) / 1e6, submitted: s.tasks, elapsedMs, submitPerSec: s.tasks / (elapsedMs / 1000), submitP50Ms: percentile(latencies, 50), submitP99Ms: percentile(latencies, 99) });
+  emit('done', await driveSubmits(s, () => queue.add('t', data(), opts)));
   await queue.close();
   process.exit(0);
 }

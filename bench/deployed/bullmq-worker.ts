@@ -5,9 +5,9 @@
  * zonal-worker.ts.
  */
 import { Worker } from 'bullmq';
-import { epochMs, percentile, stampOf } from './clock';
-import { emit, settings, waitForLine } from './messages';
-import { reportCounts } from './worker-counts';
+import { epochMs, stampOf } from './clock';
+import { emit, settings } from './messages';
+import { followOrchestrator } from './worker-counts';
 
 interface Settings {
   redisUrl: string;
@@ -40,18 +40,7 @@ async function main(): Promise<void> {
     counts.lastMs = epochMs();
   });
   await worker.waitUntilReady();
-  emit('ready');
-  await waitForLine('go');
-  goMs = epochMs();
-  emit('going');
-  const stopCounting = reportCounts(counts);
-  await waitForLine('report');
-  stopCounting();
-  const cpu = process.cpuUsage();
-  emit('report', { cpuSeconds: (cpu.user + cpu.system) / 1e6, started: counts.started, lastMs: counts.lastMs, latencies: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), p999: percentile(latencies, 99.9), n: latencies.length } });
-  await waitForLine('stop');
-  await worker.close();
-  process.exit(0);
+  await followOrchestrator(counts, latencies, (at) => (goMs = at), () => worker.close());
 }
 
 main().catch((err: unknown) => {

@@ -5,8 +5,9 @@
  * Each payload starts with its submit stamp (clock.ts) so the worker can
  * measure submit -> start.
  */
-import { epochMs, percentile, stampedPayload } from './clock';
+import { stampedPayload } from './clock';
 import { emit, settings, waitForLine } from './messages';
+import { driveSubmits } from './submit-loop';
 
 interface Settings {
   sdk: string;
@@ -34,41 +35,7 @@ async function main(): Promise<void> {
   await producer.submit({ payload: stampedPayload(s.payloadBytes), queue: s.queue ?? 'default' });
   emit('ready');
   await waitForLine('go');
-  const latencies: number[] = [];
-  const submitOne = async (): Promise<void> => {
-    const startedMs = epochMs();
-    await producer.submit({ payload: stampedPayload(s.payloadBytes), queue: s.queue ?? 'default' });
-    latencies.push(epochMs() - startedMs);
-  };
-  const t0 = epochMs();
-  if (s.ratePerSec !== undefined) {
-    const pending: Promise<void>[] = [];
-    const intervalMs = 1000 / s.ratePerSec;
-    for (let i = 0; i < s.tasks; i++) {
-      const due = t0 + i * intervalMs;
-      const waitMs = due - epochMs();
-      if (waitMs > 1) await new Promise((resolve) => setTimeout(resolve, waitMs));
-      pending.push(submitOne());
-    }
-    await Promise.all(pending);
-  } else {
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: s.inFlight }, async () => {
-        while (next++ < s.tasks) await submitOne();
-      }),
-    );
-  }
-  const elapsedMs = epochMs() - t0;
-  const cpu = process.cpuUsage();
-  emit('done', {
-    cpuSeconds: (cpu.user + cpu.system) / 1e6,
-    submitted: s.tasks,
-    elapsedMs,
-    submitPerSec: s.tasks / (elapsedMs / 1000),
-    submitP50Ms: percentile(latencies, 50),
-    submitP99Ms: percentile(latencies, 99),
-  });
+  emit('done', await driveSubmits(s, () => producer.submit({ payload: stampedPayload(s.payloadBytes), queue: s.queue ?? 'default' })));
   producer.close();
   process.exit(0);
 }

@@ -5,9 +5,9 @@
  * and prints `count` events; on `report` it prints the submit -> start
  * latencies read from the payload stamps.
  */
-import { epochMs, percentile, stampOf } from './clock';
-import { emit, settings, waitForLine } from './messages';
-import { reportCounts } from './worker-counts';
+import { epochMs, stampOf } from './clock';
+import { emit, settings } from './messages';
+import { followOrchestrator } from './worker-counts';
 
 interface Settings {
   sdk: string;
@@ -41,22 +41,7 @@ async function main(): Promise<void> {
     },
   });
   await worker.start();
-  emit('ready');
-  await waitForLine('go');
-  goMs = epochMs();
-  emit('going');
-  const stopCounting = reportCounts(counts);
-  await waitForLine('report');
-  stopCounting();
-  const cpu = process.cpuUsage();
-  emit('report', { cpuSeconds: (cpu.user + cpu.system) / 1e6, started: counts.started, lastMs: counts.lastMs, latencies: summary(latencies) });
-  await waitForLine('stop');
-  await worker.close({ graceMs: 500 });
-  process.exit(0);
-}
-
-function summary(latencies: number[]): Record<string, number> {
-  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), p999: percentile(latencies, 99.9), n: latencies.length };
+  await followOrchestrator(counts, latencies, (at) => (goMs = at), () => worker.close({ graceMs: 500 }));
 }
 
 main().catch((err: unknown) => {

@@ -40,3 +40,30 @@ export function claimPhase(
 export function claimableAtMs(task: Pick<TaskRecord, 'readyAtMs' | 'preferredZone' | 'acceptedZone'>, zone: string, dispatcherZone: string, spilloverDelayMs: number): number {
   return takesAtOnce(task, zone, dispatcherZone) ? task.readyAtMs : task.readyAtMs + spilloverDelayMs;
 }
+
+/**
+ * What a claim writes to a task it takes for one slot: ASSIGNED to the
+ * claiming dispatcher under its lease, bound to the slot's session and
+ * worker, with its attempt's deadline, at the next version. The in-process
+ * stores apply it with this function; the SQL stores state it in their
+ * claim statements.
+ */
+export function claimInStore(
+  task: TaskRecord,
+  claim: { owner: string; dispatcherZone: string; leaseExpiresMs: number; nowMs: number },
+  slot: { sessionId: string; workerId: string; zone: string },
+): void {
+  Object.assign(task, {
+    state: 'ASSIGNED',
+    owner: claim.owner,
+    dispatcherZone: claim.dispatcherZone,
+    leaseExpiresMs: claim.leaseExpiresMs,
+    sessionId: slot.sessionId,
+    workerId: slot.workerId,
+    workerZone: slot.zone,
+    attemptDeadlineMs: claim.nowMs + task.attemptTimeoutMs,
+    progressPermille: 0,
+    version: task.version + 1,
+    updatedMs: claim.nowMs,
+  } satisfies Partial<TaskRecord>);
+}

@@ -1,98 +1,33 @@
 import { errorInfo, type ErrorInfo, type Reason } from '../errors';
 import { Backlog } from './backlog';
+import { BoundedMap } from './bounded-map';
 import { planQueueClaims } from './claim-plan';
 import type { Clock, Random } from './clock';
 import type { ClaimGroup, CommitBatch, CommitOutcome, StateWrite } from './commit-batch';
-import { decideKeepalive, keepaliveCapMs, shouldReannounce } from './keepalive-policy';
+import { keepaliveCapMs } from './keepalive-policy';
 import { MinHeap } from './min-heap';
 import type { CoreOptions } from './options';
 import { decideRetry } from './retry-rule';
+import { PendingWrites } from './pending-writes';
+import { newEffects, pushTo, type CancelOutcome, type Effects, type EngineIdentity, type FinishedTask, type MoveReason, type SubmitOut } from './engine-types';
 import { holdKey, SessionState, type CloseCause, type HelloSpec } from './session';
+import { heartbeatTick, retuneKeepalive } from './session-keepalive';
 import { SessionRing } from './session-ring';
 import type { TaskRecord, TaskSpec } from './task-fields';
 import { canTransition, isTerminal, type TaskState } from './task-state';
 import { decideUpdate } from './update-rules';
 import type { UpdateAckOut, WorkerUpdate } from './update';
 
-/** What the dispatcher must tell a worker about a new attempt. */
-export interface AssignmentOut {
-  task: TaskRecord;
-  attempt: number;
-  version: number;
-  deadlineMs: number;
-}
-
-export interface CancelOut {
-  taskId: string;
-  attempt: number;
-  /** CANCELLED, ATTEMPT_TIMEOUT, or LEASE_LOST (another dispatcher took the task over). */
-  reason: string;
-}
-
-/** Side effects the adapter carries out after the next durable commit. */
-export interface Effects {
-  assignments: Map<string, AssignmentOut[]>;
-  cancels: Map<string, CancelOut[]>;
-  /** Sessions the core ended (idle, drained); the adapter ends their streams. */
-  closed: { sessionId: string; cause: CloseCause }[];
-  /** Sessions asked to move: the adapter sends GoAway; the session is already draining. */
-  goAways: { sessionId: string; reason: MoveReason; drainDeadlineMs: number }[];
-  /** Explicit heartbeats to send on idle streams. */
-  pings: { sessionId: string; nonce: number; sentMs: number }[];
-  /** New heartbeat interval / idle timeout to tell a worker (moved by more than 20 %). */
-  keepaliveUpdates: { sessionId: string; intervalMs: number; idleTimeoutMs: number }[];
-}
-
-/** Why a session is asked to reconnect elsewhere. */
-export type MoveReason = 'ZONE_REBALANCE' | 'MAX_SESSION_AGE';
-
-/** Who this engine is: the dispatcher process (its incarnation) and its zone. */
-export interface EngineIdentity {
-  owner: string;
-  zone: string;
-}
+export type { AssignmentOut, CancelOut, CancelOutcome, Effects, EngineIdentity, FinishedTask, MoveReason, SubmitOut } from './engine-types';
 
 /** How many finished (or lost) tasks are remembered after they leave memory, and duplicates resolved. */
 const REMEMBERED = 10_000;
-
-/** What late updates are answered with for a task that left memory: finished here, or lost to another dispatcher's change. */
-export interface FinishedTask {
-  id: string;
-  state: TaskState;
-  version: number;
-  attempt: number;
-  sessionId: '';
-}
 
 type Deadline =
   | { atMs: number; kind: 'attempt'; task: TaskRecord; attempt: number }
   | { atMs: number; kind: 'idle' | 'drain' | 'maxAge'; session: SessionState }
   /** `generation` must match the session's: a rescheduled heartbeat retires the older deadline. */
   | { atMs: number; kind: 'heartbeat'; session: SessionState; generation: number };
-
-export interface CancelOutcome {
-  state: TaskState;
-  cancelled: boolean;
-}
-
-export interface SubmitOut {
-  task: TaskRecord;
-  /** The idempotency key matched a task submitted here and not yet durable. */
-  deduplicated: boolean;
-}
-
-/** The commit in flight: what was handed to the store and how to apply its outcome. */
-interface InFlight {
-  batch: CommitBatch;
-  /** Every insert and write of the batch, by task id. */
-  snapshots: Map<string, TaskRecord>;
-  inserted: Set<string>;
-  requeues: Map<string, StateWrite['requeue']>;
-  /** Tasks taken in from a sweep (another dispatcher's, or waiting too long): forgotten if the commit fails. */
-  swept: Set<string>;
-}
-
-const REQUEUE_RANK: Record<StateWrite['requeue'], number> = { none: 0, keep: 1, back: 2 };
 
 /**
  * The dispatch core: every task and session rule, with no I/O and no timers.
@@ -121,26 +56,21 @@ const REQUEUE_RANK: Record<StateWrite['requeue'], number> = { none: 0, keep: 1, 
  */
 export class Engine {
   private readonly tasks = new Map<string, TaskRecord>();
-  /** The version the store holds of a task in `tasks`; absent while it is not inserted yet. */
-  private readonly storedVersion = new Map<string, number>();
-  /** Tasks changed since their last write, and how a write that makes one PENDING requeues it. */
-  private readonly dirty = new Map<string, StateWrite['requeue']>();
+  /** What the store does not hold yet: versions it holds, changed tasks, the commit in flight. */
+  private readonly pending = new PendingWrites();
   /** Idempotency keys of new tasks not yet durable: a second submit with one gets the first task. */
   private readonly newKeys = new Map<string, string>();
   /** New tasks the store did not insert because another task holds their key: id -> that task. */
-  private readonly duplicateOf = new Map<string, string>();
-  private readonly finished = new Map<string, FinishedTask>();
+  private readonly duplicateOf = new BoundedMap<string, string>(REMEMBERED);
+  private readonly finished = new BoundedMap<string, FinishedTask>(REMEMBERED);
   /** Tasks lost to another dispatcher's change: the attempt this one held, and what the store held then. */
-  private readonly lost = new Map<string, { attempt: number; view: FinishedTask }>();
-  /** Tasks taken in from a sweep whose writes are not durable yet. */
-  private readonly sweptIds = new Set<string>();
+  private readonly lost = new BoundedMap<string, { attempt: number; view: FinishedTask }>(REMEMBERED);
   private readonly sessions = new Map<string, SessionState>();
   private readonly rings = new Map<string, SessionRing>();
   /** What the store may hold for each queue: whether a new task may be assigned at once, whether a claim may find one. */
   private readonly backlog = new Backlog();
   private readonly deadlines = new MinHeap<Deadline>((a, b) => a.atMs < b.atMs);
   private effects: Effects = newEffects();
-  private inFlight: InFlight | undefined;
   private claimRound = 0;
   private pingCounter = 0;
 
@@ -286,10 +216,8 @@ export class Engine {
   lose(taskId: string, current: TaskRecord | undefined): void {
     const task = this.tasks.get(taskId);
     if (task === undefined) return;
-    if (this.inFlight?.snapshots.has(taskId) === true) {
-      // Its write is in flight; the commit's outcome decides (a conflict comes back to this).
-      this.inFlight.snapshots.delete(taskId);
-    }
+    // If its write is in flight, the commit's outcome decides (a conflict comes back to this).
+    this.pending.inFlight?.snapshots.delete(taskId);
     const held = (task.state === 'ASSIGNED' || task.state === 'RUNNING') && task.owner === this.identity.owner;
     if (held) {
       const session = this.sessions.get(task.sessionId);
@@ -302,15 +230,9 @@ export class Engine {
       }
     }
     const view: FinishedTask = { id: task.id, state: current?.state ?? task.state, version: current?.version ?? task.version, attempt: current?.attempt ?? task.attempt, sessionId: '' };
-    this.lost.delete(task.id);
     this.lost.set(task.id, { attempt: task.attempt, view });
-    if (this.lost.size > REMEMBERED) {
-      const oldest = this.lost.keys().next().value;
-      if (oldest !== undefined) this.lost.delete(oldest);
-    }
     this.tasks.delete(task.id);
-    this.storedVersion.delete(task.id);
-    this.dirty.delete(task.id);
+    this.pending.forget(task.id);
   }
 
   /**
@@ -327,12 +249,12 @@ export class Engine {
       if (this.tasks.has(record.id)) continue;
       const given = { ...record };
       this.tasks.set(given.id, given);
-      this.storedVersion.set(given.id, given.version);
+      this.pending.stored(given.id, given.version);
       this.giveBack(given, this.nowMs);
     }
     for (const task of [...this.tasks.values()]) {
       const held = (task.state === 'ASSIGNED' || task.state === 'RUNNING') && task.owner === this.identity.owner;
-      if (held && this.storedVersion.has(task.id) && !listed.has(task.id)) this.lose(task.id, undefined);
+      if (held && this.pending.isStored(task.id) && !listed.has(task.id)) this.lose(task.id, undefined);
     }
   }
 
@@ -347,8 +269,7 @@ export class Engine {
       if (this.tasks.has(record.id)) return undefined;
       const task = { ...record };
       this.tasks.set(task.id, task);
-      this.storedVersion.set(task.id, task.version);
-      this.sweptIds.add(task.id);
+      this.pending.swept(task.id, task.version);
       return task;
     };
     for (const record of leaseExpired) {
@@ -480,70 +401,23 @@ export class Engine {
     return moved;
   }
 
-  /**
-   * Recomputes a session's interval and idle timeout from its RTT and the
-   * number of sessions (the budget), and tells the worker when the interval
-   * moved by more than 20 % since it was last told.
-   */
+  /** Retunes a session's keepalive (session-keepalive.ts) and carries out what that asks. */
   private applyKeepalive(session: SessionState, announceAnyChange = false): void {
-    const decision = decideKeepalive(this.options.keepalive, session.rtt, this.sessions.size);
-    if (session.idleTimeoutMs > 0 && decision.idleTimeoutMs < session.idleTimeoutMs) {
-      const now = this.nowMs;
-      session.idleNotBeforeMs = Math.max(session.idleNotBeforeMs, Math.min(session.lastInboundMs + session.idleTimeoutMs, now + decision.idleTimeoutMs));
-    }
-    const changed = decision.intervalMs !== session.intervalMs || decision.idleTimeoutMs !== session.idleTimeoutMs;
-    session.intervalMs = decision.intervalMs;
-    session.idleTimeoutMs = decision.idleTimeoutMs;
-    if (announceAnyChange && changed) {
-      // A new configuration: the next heartbeat follows the new interval at once.
-      session.heartbeatGeneration += 1;
-      const atMs = Math.max(this.nowMs + 1, Math.min(this.nowMs + decision.intervalMs, session.lastOutboundMs + decision.intervalMs));
-      this.deadlines.push({ atMs, kind: 'heartbeat', session, generation: session.heartbeatGeneration });
-    }
-    const reannounce = shouldReannounce(session.announcedIntervalMs, decision.intervalMs) || (announceAnyChange && changed);
-    if (session.announcedIntervalMs > 0 && reannounce) {
-      session.announcedIntervalMs = decision.intervalMs;
-      this.effects.keepaliveUpdates.push({ sessionId: session.id, intervalMs: decision.intervalMs, idleTimeoutMs: decision.idleTimeoutMs });
-    }
+    const out = retuneKeepalive(session, this.options.keepalive, this.sessions.size, this.nowMs, announceAnyChange);
+    if (out.heartbeatAtMs !== undefined) this.deadlines.push({ atMs: out.heartbeatAtMs, kind: 'heartbeat', session, generation: session.heartbeatGeneration });
+    if (out.announce !== undefined) this.effects.keepaliveUpdates.push({ sessionId: session.id, ...out.announce });
   }
 
-  /**
-   * One heartbeat tick of a session: a worker that does not answer its
-   * heartbeat, or does not acknowledge an assignment, within the idle timeout
-   * has stopped reading (stalled) even if it keeps sending; an idle stream
-   * gets an explicit heartbeat; a busy one does not.
-   */
+  /** One heartbeat tick of a session (session-keepalive.ts): it ends, or pings, and the next tick is scheduled. */
   private heartbeat(session: SessionState, now: number): void {
     this.applyKeepalive(session);
-    // Silence is death, not a stall: the idle rule answers (same instant as the idle deadline).
-    const judged = now >= session.idleNotBeforeMs;
-    if (judged && now - session.lastInboundMs >= session.idleTimeoutMs) {
-      this.closeSession(session, 'IDLE');
+    const verdict = heartbeatTick(session, now, () => ++this.pingCounter);
+    if (verdict.close !== undefined) {
+      this.closeSession(session, verdict.close);
       return;
     }
-    const ping = session.outstandingPing;
-    const stalledPing = judged && ping !== undefined && now - ping.sentMs >= session.idleTimeoutMs;
-    let stalledAssignment = false;
-    for (const hold of session.holds.values()) {
-      if (judged && !hold.acknowledged && !hold.orphan && now - hold.assignedMs >= session.idleTimeoutMs) stalledAssignment = true;
-    }
-    if (stalledPing || stalledAssignment) {
-      this.closeSession(session, 'STALLED');
-      return;
-    }
-    if (ping === undefined && now - session.lastOutboundMs >= session.intervalMs) {
-      const sent = { nonce: ++this.pingCounter, sentMs: now };
-      session.outstandingPing = sent;
-      session.pingsSent += 1;
-      session.lastOutboundMs = now;
-      this.effects.pings.push({ sessionId: session.id, ...sent });
-    }
-    const pending = session.outstandingPing;
-    const nextMs =
-      pending !== undefined
-        ? Math.min(pending.sentMs + session.idleTimeoutMs, now + session.intervalMs)
-        : Math.max(now + 1, session.lastOutboundMs + session.intervalMs);
-    this.deadlines.push({ atMs: nextMs, kind: 'heartbeat', session, generation: session.heartbeatGeneration });
+    if (verdict.ping !== undefined) this.effects.pings.push({ sessionId: session.id, ...verdict.ping });
+    this.deadlines.push({ atMs: verdict.nextAtMs, kind: 'heartbeat', session, generation: session.heartbeatGeneration });
   }
 
   /** GoAway + drain: the worker finishes what it holds here and reconnects (its balancer picks again). */
@@ -695,7 +569,7 @@ export class Engine {
 
   /** Whether a commit has something to do: changes to write, or free slots a claim may fill. */
   get hasWork(): boolean {
-    return this.dirty.size > 0 || this.claimDue(this.nowMs);
+    return this.pending.hasChanges || this.claimDue(this.nowMs);
   }
 
   /**
@@ -706,33 +580,9 @@ export class Engine {
    * in flight at a time; its outcome goes to commitSucceeded or commitFailed.
    */
   beginCommit(): CommitBatch | undefined {
-    if (this.inFlight !== undefined) throw new Error('a commit is already in flight');
     const now = this.nowMs;
-    const inserts: TaskRecord[] = [];
-    const writes: StateWrite[] = [];
-    const snapshots = new Map<string, TaskRecord>();
-    const inserted = new Set<string>();
-    const requeues = new Map<string, StateWrite['requeue']>();
-    for (const [id, requeue] of this.dirty) {
-      const task = this.tasks.get(id);
-      if (task === undefined) continue;
-      // A shallow copy: payloads and results are never changed in place.
-      const snapshot = { ...task };
-      snapshots.set(id, snapshot);
-      const stored = this.storedVersion.get(id);
-      if (stored === undefined) {
-        inserts.push(snapshot);
-        inserted.add(id);
-      } else {
-        writes.push({ record: snapshot, expectVersion: stored, requeue });
-        requeues.set(id, requeue);
-      }
-    }
-    this.dirty.clear();
+    const { inserts, writes, snapshots, inserted, requeues, swept } = this.pending.take(this.tasks);
     const claims = this.planClaims(now);
-    const swept = new Set<string>();
-    for (const id of this.sweptIds) if (snapshots.has(id)) swept.add(id);
-    this.sweptIds.clear();
     if (inserts.length === 0 && writes.length === 0 && claims.length === 0) return undefined;
     const batch: CommitBatch = {
       nowMs: now,
@@ -745,7 +595,7 @@ export class Engine {
       writes,
       claims,
     };
-    this.inFlight = { batch, snapshots, inserted, requeues, swept };
+    this.pending.begin({ batch, snapshots, inserted, requeues, swept });
     return batch;
   }
 
@@ -757,9 +607,7 @@ export class Engine {
    * durable, for watchers.
    */
   commitSucceeded(outcome: CommitOutcome): TaskRecord[] {
-    const flight = this.inFlight;
-    if (flight === undefined) throw new Error('no commit in flight');
-    this.inFlight = undefined;
+    const flight = this.pending.end();
     const now = this.nowMs;
     const durable: TaskRecord[] = [];
     for (const [id, existing] of outcome.duplicates) this.dropDuplicate(id, existing);
@@ -773,8 +621,8 @@ export class Engine {
       if (snapshot.idempotencyKey !== '' && this.newKeys.get(snapshot.idempotencyKey) === id) this.newKeys.delete(snapshot.idempotencyKey);
       const live = this.tasks.get(id);
       if (live === undefined) continue;
-      this.storedVersion.set(id, snapshot.version);
-      if (!this.dirty.has(id) && !this.heldHere(live)) this.forget(live);
+      this.pending.stored(id, snapshot.version);
+      if (!this.pending.isDirty(id) && !this.heldHere(live)) this.forget(live);
     }
     const verdicts = new Map<string, { short: boolean; nextAtMs: number | undefined }>();
     const reoffer = new Set<SessionState>();
@@ -811,9 +659,7 @@ export class Engine {
    * next commit; claims are given up.
    */
   commitFailed(): void {
-    const flight = this.inFlight;
-    if (flight === undefined) throw new Error('no commit in flight');
-    this.inFlight = undefined;
+    const flight = this.pending.end();
     for (const [id, snapshot] of flight.snapshots) {
       const live = this.tasks.get(id);
       if (live === undefined) continue;
@@ -861,8 +707,7 @@ export class Engine {
   }
 
   private markDirty(task: TaskRecord, requeue: StateWrite['requeue']): void {
-    const previous = this.dirty.get(task.id);
-    this.dirty.set(task.id, previous !== undefined && REQUEUE_RANK[previous] > REQUEUE_RANK[requeue] ? previous : requeue);
+    this.pending.markDirty(task.id, requeue);
   }
 
   /** Held by one of this engine's sessions (as opposed to: written and then no longer ours to keep). */
@@ -873,18 +718,8 @@ export class Engine {
   /** A task leaves memory: it is durable and no longer held here. */
   private forget(task: TaskRecord): void {
     this.tasks.delete(task.id);
-    this.storedVersion.delete(task.id);
-    this.dirty.delete(task.id);
-    if (isTerminal(task.state)) this.remember({ id: task.id, state: task.state, version: task.version, attempt: task.attempt, sessionId: '' });
-  }
-
-  private remember(summary: FinishedTask): void {
-    this.finished.delete(summary.id);
-    this.finished.set(summary.id, summary);
-    if (this.finished.size > REMEMBERED) {
-      const oldest = this.finished.keys().next().value;
-      if (oldest !== undefined) this.finished.delete(oldest);
-    }
+    this.pending.forget(task.id);
+    if (isTerminal(task.state)) this.finished.set(task.id, { id: task.id, state: task.state, version: task.version, attempt: task.attempt, sessionId: '' });
   }
 
   /** Drops a task that never became durable (or was taken in from a sweep): its hold goes, nothing is remembered. */
@@ -894,16 +729,11 @@ export class Engine {
       if (session !== undefined && session.holds.delete(holdKey(task.id, task.attempt))) this.afterRelease(session);
     }
     this.tasks.delete(task.id);
-    this.storedVersion.delete(task.id);
-    this.dirty.delete(task.id);
+    this.pending.forget(task.id);
   }
 
   private dropDuplicate(taskId: string, existingId: string): void {
     this.duplicateOf.set(taskId, existingId);
-    if (this.duplicateOf.size > REMEMBERED) {
-      const oldest = this.duplicateOf.keys().next().value;
-      if (oldest !== undefined) this.duplicateOf.delete(oldest);
-    }
     const task = this.tasks.get(taskId);
     if (task === undefined) return;
     if (task.idempotencyKey !== '' && this.newKeys.get(task.idempotencyKey) === taskId) this.newKeys.delete(task.idempotencyKey);
@@ -947,7 +777,7 @@ export class Engine {
   private adoptClaimed(claimed: TaskRecord, sessionId: string, now: number): void {
     const task = { ...claimed };
     this.tasks.set(task.id, task);
-    this.storedVersion.set(task.id, task.version);
+    this.pending.stored(task.id, task.version);
     const session = this.sessions.get(sessionId);
     if (session === undefined || session.lifecycle !== 'OPEN' || session.slots <= session.holds.size) {
       this.giveBack(task, now);
@@ -1123,14 +953,4 @@ function unitHash(text: string): number {
     h = Math.imul(h, 0x01000193) >>> 0;
   }
   return h / 0x1_0000_0000;
-}
-
-function newEffects(): Effects {
-  return { assignments: new Map(), cancels: new Map(), closed: [], goAways: [], pings: [], keepaliveUpdates: [] };
-}
-
-function pushTo<T>(map: Map<string, T[]>, key: string, value: T): void {
-  const list = map.get(key);
-  if (list === undefined) map.set(key, [value]);
-  else list.push(value);
 }

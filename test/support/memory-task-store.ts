@@ -1,4 +1,5 @@
-import { claimableAtMs, claimPhase } from '../../src/core/claim-rules';
+import { claimableAtMs, claimInStore, claimPhase } from '../../src/core/claim-rules';
+import { cancelInStore } from '../../src/core/store-cancel';
 import { emptyOutcome, type CommitBatch, type CommitOutcome, type StateWrite } from '../../src/core/commit-batch';
 import { copyRecord, STATE_FIELDS, type TaskRecord } from '../../src/core/task-fields';
 import { isTerminal } from '../../src/core/task-state';
@@ -93,19 +94,7 @@ export class MemoryStoreCore {
         for (const task of candidates.slice(0, free)) {
           const slot = claimed.length;
           const s = group.slots[slot]!;
-          Object.assign(task, {
-            state: 'ASSIGNED',
-            owner: batch.owner,
-            dispatcherZone: batch.dispatcherZone,
-            leaseExpiresMs: batch.leaseExpiresMs,
-            sessionId: s.sessionId,
-            workerId: s.workerId,
-            workerZone: group.zone,
-            attemptDeadlineMs: batch.nowMs + task.attemptTimeoutMs,
-            progressPermille: 0,
-            version: task.version + 1,
-            updatedMs: batch.nowMs,
-          } satisfies Partial<TaskRecord>);
+          claimInStore(task, batch, { sessionId: s.sessionId, workerId: s.workerId, zone: group.zone });
           claimed.push({ task: copyRecord(task), slot });
         }
       });
@@ -171,17 +160,7 @@ export class MemoryStoreCore {
     if (isTerminal(task.state)) return { task: copyRecord(task), cancelled: false, previousOwner: '', previousAttempt: 0 };
     const previousOwner = task.owner;
     const previousAttempt = task.attempt;
-    Object.assign(task, {
-      state: 'CANCELLED',
-      owner: '',
-      leaseExpiresMs: 0,
-      sessionId: '',
-      attemptDeadlineMs: 0,
-      result: null,
-      error: { ...error },
-      version: task.version + 1,
-      updatedMs: nowMs,
-    } satisfies Partial<TaskRecord>);
+    cancelInStore(task, nowMs, error);
     if (previousOwner !== '') this.emit({ kind: 'cancelled', owner: previousOwner, taskId, attempt: previousAttempt });
     return { task: copyRecord(task), cancelled: true, previousOwner, previousAttempt };
   }

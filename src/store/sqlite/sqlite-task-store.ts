@@ -1,4 +1,6 @@
+import { claimInStore } from '../../core/claim-rules';
 import Database from 'better-sqlite3';
+import { cancelInStore } from '../../core/store-cancel';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { emptyOutcome, type CommitBatch, type CommitOutcome, type StateWrite } from '../../core/commit-batch';
@@ -391,19 +393,7 @@ function connect(db: Database.Database): Connection {
             worker_zone: group.zone,
             now: batch.nowMs,
           });
-          Object.assign(task, {
-            state: 'ASSIGNED',
-            owner: batch.owner,
-            dispatcherZone: batch.dispatcherZone,
-            leaseExpiresMs: batch.leaseExpiresMs,
-            sessionId,
-            workerId,
-            workerZone: group.zone,
-            attemptDeadlineMs: batch.nowMs + task.attemptTimeoutMs,
-            progressPermille: 0,
-            version: task.version + 1,
-            updatedMs: batch.nowMs,
-          } satisfies Partial<TaskRecord>);
+          claimInStore(task, batch, { sessionId, workerId, zone: group.zone });
           claimed.push({ task, slot });
         }
       });
@@ -438,17 +428,7 @@ function connect(db: Database.Database): Connection {
     s.cancelTask.run({ id: taskId, version: task.version, error: JSON.stringify(error), now: nowMs });
     const previousOwner = task.owner;
     const previousAttempt = task.attempt;
-    Object.assign(task, {
-      state: 'CANCELLED',
-      owner: '',
-      leaseExpiresMs: 0,
-      sessionId: '',
-      attemptDeadlineMs: 0,
-      result: null,
-      error: { ...error },
-      version: task.version + 1,
-      updatedMs: nowMs,
-    } satisfies Partial<TaskRecord>);
+    cancelInStore(task, nowMs, error);
     return { task, cancelled: true, previousOwner, previousAttempt };
   });
 

@@ -1,7 +1,7 @@
 import { TASK_COLUMNS, TERMINAL_STATES } from './task-columns';
 
 /**
- * Cancels a task whoever holds it, in one statement: locks the row, and
+ * Cancels a task whoever holds it (core/store-cancel.ts), in one statement: locks the row, and
  * unless it is terminal sets it CANCELLED with the next version. Says who
  * held the attempt, and notifies that dispatcher (channel $4) when there was
  * one, so it tells its worker.

@@ -1,5 +1,5 @@
 /**
- * Cancels a task whoever holds it, while it is still the version read (the
+ * Cancels a task whoever holds it (core/store-cancel.ts), while it is still the version read (the
  * caller read it in the same transaction and checked it is not terminal).
  *
  * Inputs (named): @id, @version, @error (JSON ErrorInfo), @now.
