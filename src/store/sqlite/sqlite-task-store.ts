@@ -27,7 +27,7 @@ import { MAX_SEQ, READ_UNFINISHED } from './sql/read-unfinished';
 import { LEASE_EXPIRED, START_EXPIRED } from './sql/sweep';
 import { TAKE_IDEMPOTENCY_KEY } from './sql/take-idempotency-key';
 import { WRITE_STATE } from './sql/write-state';
-import { fromRow, stateRow, toRow, type TaskRow } from './task-row';
+import { fromRow, insertValues, stateValues, type TaskRow } from './task-row';
 
 export interface SqliteTaskStoreOptions {
   /** Database file; its directory is created if missing. ':memory:' for tests. */
@@ -60,10 +60,12 @@ type Bind = Record<string, unknown>;
 
 /** Every statement, prepared once after migrations. */
 interface Statements {
-  insertTask: Database.Statement<[Bind]>;
+  /** Positional: the columns (insertValues), then seq. */
+  insertTask: Database.Statement<unknown[]>;
   takeKey: Database.Statement<[Bind]>;
   keyHolder: Database.Statement<[string], { task_id: string }>;
-  writeState: Database.Statement<[Bind]>;
+  /** Positional: the state columns (stateValues), then seq, id, expected version. */
+  writeState: Database.Statement<unknown[]>;
   getTask: Database.Statement<[string], TaskRow>;
   getTasks: Database.Statement<[string], TaskRow>;
   claimAtOnce: Database.Statement<[Bind], TaskRow>;
@@ -341,7 +343,7 @@ function connect(db: Database.Database): Connection {
   const applyWrite = (write: StateWrite): TaskRecord | undefined | null => {
     const next = write.record;
     const requeueBack = next.state === 'PENDING' && write.requeue === 'back';
-    const changes = s.writeState.run({ ...stateRow(next), id: next.id, expect_version: write.expectVersion, seq: requeueBack ? ++seq : null }).changes;
+    const changes = s.writeState.run(...stateValues(next), requeueBack ? ++seq : null, next.id, write.expectVersion).changes;
     if (changes === 1) return null;
     const row = s.getTask.get(next.id);
     if (row === undefined) return undefined;
@@ -353,7 +355,6 @@ function connect(db: Database.Database): Connection {
   const commit = db.transaction((batch: CommitBatch): CommitOutcome => {
     const outcome = emptyOutcome(batch.claims.length);
     for (const record of batch.inserts) {
-      const row = toRow(record);
       if (record.idempotencyKey !== '') {
         const took = s.takeKey.run({ key: record.idempotencyKey, task_id: record.id, expires_ms: record.createdMs + batch.idempotencyRetentionMs, now: batch.nowMs }).changes;
         const holder = took === 1 ? undefined : s.keyHolder.get(record.idempotencyKey);
@@ -362,8 +363,7 @@ function connect(db: Database.Database): Connection {
           continue;
         }
       }
-      row['seq'] = ++seq;
-      s.insertTask.run(row);
+      s.insertTask.run(...insertValues(record), ++seq);
     }
     for (const write of batch.writes) {
       const conflict = applyWrite(write);

@@ -11,34 +11,38 @@ export type TaskRow = Record<string, string | number | Uint8Array | null>;
 
 const STATE_LIST = FIELD_LIST.filter((f) => f.group === 'state');
 
-function bind(row: TaskRow, fields: readonly (FieldDef & { name: keyof TaskRecord })[], record: TaskRecord): TaskRow {
-  for (const field of fields) {
+type Bound = string | number | Uint8Array | null;
+
+function bind(fields: readonly (FieldDef & { name: keyof TaskRecord })[], record: TaskRecord): Bound[] {
+  const values: Bound[] = new Array(fields.length);
+  for (let i = 0; i < fields.length; i++) {
+    const field = fields[i]!;
     const value = record[field.name];
     switch (field.kind) {
       case 'labels':
-        row[field.column] = JSON.stringify(value);
+        values[i] = JSON.stringify(value);
         break;
       case 'error?':
-        row[field.column] = value === null ? null : JSON.stringify(value);
+        values[i] = value === null ? null : JSON.stringify(value);
         break;
       default:
-        row[field.column] = value as string | number | Uint8Array | null;
+        values[i] = value as Bound;
     }
   }
-  return row;
+  return values;
 }
 
-/** Every column of a record (an insert). */
-export function toRow(record: TaskRecord): TaskRow {
-  return bind({}, FIELD_LIST, record);
+/** Every column of a record, in field-table order (INSERT_TASK's parameters). */
+export function insertValues(record: TaskRecord): Bound[] {
+  return bind(FIELD_LIST, record);
 }
 
-/** The state columns only (a write): the definition is never written again. */
-export function stateRow(record: TaskRecord): TaskRow {
-  return bind({}, STATE_LIST, record);
+/** The state columns only, in field-table order (WRITE_STATE's parameters): the definition is never written again. */
+export function stateValues(record: TaskRecord): Bound[] {
+  return bind(STATE_LIST, record);
 }
 
-/** Trusts the row: the schema's CHECK keeps `state` a TaskState, and only toRow writes the JSON. */
+/** Trusts the row: the schema's CHECK keeps `state` a TaskState, and only insertValues and stateValues write the JSON. */
 export function fromRow(row: TaskRow): TaskRecord {
   const record: Record<string, unknown> = {};
   for (const field of FIELD_LIST) {

@@ -8,12 +8,17 @@ import { FIELD_LIST, STATE_FIELDS, TASK_FIELDS } from '../../../core/task-fields
  */
 export const TASK_COLUMNS = FIELD_LIST.map((f) => `t.${f.column}`).join(', ');
 
-/** The insert's column list and its named parameters (@column). */
+/**
+ * The insert's column list and its positional parameters, in field-table
+ * order (../task-row.ts `insertValues` binds them). The two statements a
+ * commit runs for every task bind by position: better-sqlite3 binds an array
+ * faster than an object of named parameters (measured: store-cycle).
+ */
 export const INSERT_COLUMNS = FIELD_LIST.map((f) => f.column).join(', ');
-export const INSERT_VALUES = FIELD_LIST.map((f) => `@${f.column}`).join(', ');
+export const INSERT_VALUES = FIELD_LIST.map(() => '?').join(', ');
 
-/** `column = @column` for every state column: what a write changes. The definition columns are never in it. */
-export const STATE_ASSIGNMENTS = STATE_FIELDS.map((name) => `${TASK_FIELDS[name].column} = @${TASK_FIELDS[name].column}`).join(', ');
+/** `column = ?` for every state column, in field-table order: what a write changes. The definition columns are never in it. */
+export const STATE_ASSIGNMENTS = STATE_FIELDS.map((name) => `${TASK_FIELDS[name].column} = ?`).join(', ');
 
 /** The states in which a dispatcher holds a task. */
 export const HELD_STATES = `('ASSIGNED', 'RUNNING')`;
