@@ -14,6 +14,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { Client } from 'pg';
 import { startChild, type Child } from './children';
 import { epochMs } from './clock';
 
@@ -192,20 +193,25 @@ async function bullmqScenario(): Promise<RunResult> {
   );
 }
 
-const pgSchema = (tag: string): string => `${values['pg-url']}${values['pg-url']!.includes('?') ? '&' : '?'}schema=zonal_bench_${tag}_${process.pid}`;
+/** A fresh schema for one PostgreSQL run, dropped once the run is over. */
+async function withPgSchema(run: (url: string) => Promise<RunResult>): Promise<RunResult> {
+  const schema = `zonal_bench_${Date.now()}_${process.pid}`;
+  const base = values['pg-url']!;
+  try {
+    return await run(`${base}${base.includes('?') ? '&' : '?'}schema=${schema}`);
+  } finally {
+    const client = new Client({ connectionString: base });
+    await client.connect();
+    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).finally(() => client.end());
+  }
+}
 
 const SCENARIOS: Record<string, () => Promise<RunResult>> = {
   bullmq: bullmqScenario,
   'sqlite-normal': () => zonalScenario('sqlite-normal', () => ['--sqlite-synchronous', 'NORMAL'], 1),
   'sqlite-full': () => zonalScenario('sqlite-full', () => ['--sqlite-synchronous', 'FULL'], 1),
-  postgres: () => {
-    const url = pgSchema(String(Date.now()));
-    return zonalScenario('postgres', () => ['--store', url], 1);
-  },
-  'postgres-3': () => {
-    const url = pgSchema(String(Date.now()));
-    return zonalScenario('postgres-3', (i) => ['--store', url, '--zone', `zone-${i}`], 3);
-  },
+  postgres: () => withPgSchema((url) => zonalScenario('postgres', () => ['--store', url], 1)),
+  'postgres-3': () => withPgSchema((url) => zonalScenario('postgres-3', (i) => ['--store', url, '--zone', `zone-${i}`], 3)),
 };
 
 function median(list: number[]): number {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
-import { TaskFailedError, ZonalError } from '../errors';
+import { Status, TaskFailedError, ZonalError } from '../errors';
+import { backoffDelayMs } from '../core/backoff';
 import { createLogger } from '../log';
 import { fromServiceError } from '../protocol/grpc-errors';
 import type { WireSubmitRequest, WireSubmitResult, WireTaskInfo } from '../protocol/wire';
@@ -160,11 +161,29 @@ export class ProducerClient {
     }
   }
 
-  /** Waits for the task to finish; returns its result or throws TaskFailedError. */
+  /**
+   * Waits for the task to finish; returns its result or throws TaskFailedError.
+   * A watch that breaks (its dispatcher died, restarted or moved the client
+   * away: UNAVAILABLE) is opened again, with the call policy's backoff, until
+   * `timeoutMs`: through xds:/// the channel picks another dispatcher, and on
+   * a shared store (PostgreSQL) any dispatcher knows the task.
+   */
   async result(taskId: string, options: { timeoutMs?: number } = {}): Promise<Buffer> {
+    const deadlineMs = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
     let last: TaskInfo | undefined;
-    // Read to the end: the dispatcher ends the stream right after the terminal state.
-    for await (const info of this.watch(taskId, options)) last = info;
+    for (let retry = 1; ; retry++) {
+      try {
+        const remainingMs = deadlineMs - Date.now();
+        // Read to the end: the dispatcher ends the stream right after the terminal state.
+        for await (const info of this.watch(taskId, remainingMs === Infinity ? {} : { timeoutMs: Math.max(1, remainingMs) })) last = info;
+        break;
+      } catch (err) {
+        if (!(err instanceof ZonalError) || err.code !== Status.UNAVAILABLE || this.closed) throw err;
+        const delayMs = backoffDelayMs(this.policy.backoff, retry, Math.random);
+        if (Date.now() + delayMs >= deadlineMs) throw err;
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+      }
+    }
     if (last === undefined || !isTerminal(last.state)) throw new ZonalError('DEADLINE_EXCEEDED', `task ${taskId} did not finish in time`);
     if (last.state !== 'COMPLETED') throw new TaskFailedError(taskId, last.state, last.error ?? undefined);
     return last.result ?? Buffer.alloc(0);

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ProducerClient } from '../../src/client/producer-client';
 import { buildBootstrap } from '../../src/xds/bootstrap';
 import { pgStoreUrl, pgTestSchemas, PG_URL, skipWithoutPostgres } from '../support/postgres';
 import { cpuMs, killAll, spawnNode, spawnZonal, type Proc } from '../support/processes';
@@ -39,6 +40,8 @@ describe.skipIf(skipWithoutPostgres())('kill -9 of one of three dispatchers over
   const dispatchers = new Map<string, Proc>();
   const workers = new Map<string, Proc>();
   const producers = new Map<string, Proc>();
+  /** This test process as a zone-b producer (xds:///), waiting for results. */
+  let waiter: ProducerClient | undefined;
 
   const bootstrap = (zone: string, nodeId: string): string => JSON.stringify(buildBootstrap({ xdsServer: cpAddress, zone, region: REGION, nodeId }));
 
@@ -106,9 +109,14 @@ describe.skipIf(skipWithoutPostgres())('kill -9 of one of three dispatchers over
     dispatchers.set('dd', dd);
     for (const [id, zone] of [['wa', 'a'], ['wb1', 'b'], ['wb2', 'b'], ['wc', 'c']] as const) startWorker(id, zone);
     await Promise.all([...workers.values()].map((w) => w.waitForEvent('worker-running', 30_000)));
+    // The bootstrap is read once per process, when its first xds:/// channel is made.
+    process.env['GRPC_XDS_BOOTSTRAP_CONFIG'] = bootstrap('b', 'test-waiter-b');
+    waiter = new ProducerClient({ target: 'xds:///zonal', zone: 'b' });
+    await waiter.ready({ deadlineMs: 15_000 });
   }, 90_000);
 
   afterAll(async () => {
+    waiter?.close();
     await killAll();
     await db?.end();
     await schemas.dropAll();
@@ -127,6 +135,10 @@ describe.skipIf(skipWithoutPostgres())('kill -9 of one of three dispatchers over
       const held = await db.query(`SELECT count(*)::int AS n FROM ${schema}.tasks WHERE owner LIKE 'db#%' AND state IN ('ASSIGNED', 'RUNNING')`);
       return held.rows[0].n >= 4 ? true : undefined;
     }, 60_000, 'zone b to hold running tasks', 20);
+    // A zone-b producer waits for tasks zone b accepted and has not finished: its watches go to zone b's dispatcher.
+    const unfinishedInB = (await db.query(`SELECT id FROM ${schema}.tasks WHERE accepted_zone = 'b' AND state IN ('PENDING', 'ASSIGNED', 'RUNNING') ORDER BY created_ms LIMIT 20`)).rows.map((r: { id: string }) => r.id);
+    expect(unfinishedInB.length).toBeGreaterThan(0);
+    const waits = unfinishedInB.map((id) => waiter!.result(id, { timeoutMs: 60_000 }).then((r) => r.toString()));
     await dispatchers.get('db')!.kill('SIGKILL');
     const killedAtMs = Date.now();
     const stranded = (await db.query(`SELECT id, attempt::int AS attempt FROM ${schema}.tasks WHERE owner LIKE 'db#%' AND state IN ('ASSIGNED', 'RUNNING')`)).rows as { id: string; attempt: number }[];
@@ -145,6 +157,10 @@ describe.skipIf(skipWithoutPostgres())('kill -9 of one of three dispatchers over
       return rows[0].n === strandedIds.length ? Date.now() : undefined;
     }, LEASE_MS + 15_000, "the dead dispatcher's tasks to be taken over");
     const resumeMs = resumedAtMs - killedAtMs;
+
+    // The producer whose dispatcher died gets its results from another one.
+    const waited = await Promise.all(waits);
+    for (const text of waited) expect(text).toMatch(/^w[abc]\d?:\d+:p[abc]-\d+$/);
 
     // Every producer finishes (a submit that failed is retried with its key), and every task completes.
     await Promise.all([...producers.values()].map((p) => p.waitForEvent('done', 120_000)));
@@ -191,7 +207,8 @@ describe.skipIf(skipWithoutPostgres())('kill -9 of one of three dispatchers over
     console.log(
       `kill -9 zone b (of 3 dispatchers over PostgreSQL, ${TASKS} tasks): workers moved in ${workerMoveMs} ms (to ${moves.map((m) => m.zone).join(', ')}); ` +
         `${stranded.length} leased tasks resumed ${resumeMs} ms after the kill (lease ${LEASE_MS} ms); ` +
-        `acknowledged ${ackedItems.length}, lost 0; accepted twice 0; re-runs ${reruns}; late answers refused ${rejected}; submits retried ${failedSubmits}`,
+        `acknowledged ${ackedItems.length}, lost 0; accepted twice 0; re-runs ${reruns}; late answers refused ${rejected}; submits retried ${failedSubmits}; ` +
+        `a zone-b producer's ${waited.length} result() calls outlived its dispatcher`,
     );
     expect(workerMoveMs).toBeLessThan(1_000);
     // Not before the lease could have expired (the last heartbeat was at most a third of it before the kill), and soon after.
