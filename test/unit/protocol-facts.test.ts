@@ -37,7 +37,7 @@ describe('protocol facts agree across the proto, the docs and the code', () => {
     expect(MAX_ATTEMPTS).toBe(1000);
     expect(doc).toContain('1..2^53-1');
     expect(doc).toContain("Assignment's version + 2^42");
-    expect(doc).toContain('1 + 1000 × (2^42 + 2) < 2^53-1');
+    expect(doc).toContain('1 + 1000 × (2^42 + 2) + 2 × give-backs, far under 2^53-1');
     expect(proto).toContain('At most 2^53-1');
     expect(proto).toContain("at most the Assignment's version + 2^42");
   });
