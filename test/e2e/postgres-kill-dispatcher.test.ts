@@ -139,8 +139,9 @@ describe.skipIf(skipWithoutPostgres())('kill -9 of one of three dispatchers over
     const unfinishedInB = (await db.query(`SELECT id FROM ${schema}.tasks WHERE accepted_zone = 'b' AND state IN ('PENDING', 'ASSIGNED', 'RUNNING') ORDER BY created_ms LIMIT 20`)).rows.map((r: { id: string }) => r.id);
     expect(unfinishedInB.length).toBeGreaterThan(0);
     const waits = unfinishedInB.map((id) => waiter!.result(id, { timeoutMs: 60_000 }).then((r) => r.toString()));
-    await dispatchers.get('db')!.kill('SIGKILL');
+    // Taken before the signal: kill() resolves once the process is reaped, and the workers may have moved by then.
     const killedAtMs = Date.now();
+    await dispatchers.get('db')!.kill('SIGKILL');
     const stranded = (await db.query(`SELECT id, attempt::int AS attempt FROM ${schema}.tasks WHERE owner LIKE 'db#%' AND state IN ('ASSIGNED', 'RUNNING')`)).rows as { id: string; attempt: number }[];
     expect(stranded.length).toBeGreaterThan(0);
 
