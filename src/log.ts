@@ -1,21 +1,123 @@
 /**
- * Structured logging: one JSON line per event on stderr. The level comes from
- * ZONAL_LOG_LEVEL (debug, info, warn, error; default info). Each module has a
- * trace name; ZONAL_TRACE=name1,name2 (or "all") turns on its debug lines.
+ * Structured logging, on pino: one JSON line per event on stderr (stdout
+ * carries the CLI's machine-readable `event` lines), shaped
+ *   {"level":"warn","t":"<ISO time>","mod":"<module>","msg":"...",...fields}
+ * Each line is written before the log call returns (through
+ * process.stderr.write, synchronous for files, and on POSIX for pipes and
+ * terminals), so a process that logs and then calls process.exit() keeps it.
+ *
+ * Environment, read once at load:
+ * - ZONAL_LOG_LEVEL: debug, info, warn, error or silent (default info);
+ *   setLogLevel() changes it later, for every logger at once.
+ * - ZONAL_LOG_FORMAT: json or pretty. By default, readable lines (pino-pretty,
+ *   loaded only then) when stderr is a terminal, JSON lines otherwise.
+ * - ZONAL_TRACE=name1,name2 (or "all"): the debug lines of those modules
+ *   (the names given to createLogger), whatever the level.
  */
+import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 
-const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
+const LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
 
-let threshold: LogLevel = parseLevel(process.env['ZONAL_LOG_LEVEL']);
-const traced = new Set((process.env['ZONAL_TRACE'] ?? '').split(',').map((s) => s.trim()).filter(Boolean));
-
-function parseLevel(value: string | undefined): LogLevel {
-  return value !== undefined && value in ORDER ? (value as LogLevel) : 'info';
+function parseLevel(value: string | undefined): LogLevel | undefined {
+  const level = value?.trim().toLowerCase();
+  return LEVELS.find((l) => l === level);
 }
 
+let threshold: LogLevel = parseLevel(process.env['ZONAL_LOG_LEVEL']) ?? 'info';
+const traced = new Set((process.env['ZONAL_TRACE'] ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+
+/** How deep inside the fields an Error is still turned into its fields. */
+const ERROR_SEARCH_DEPTH = 3;
+
+/** What a log line says of an Error: JSON.stringify alone would give `{}`. */
+function errorFields(err: Error): Record<string, unknown> {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' || typeof code === 'number' ? { name: err.name, message: err.message, code } : { name: err.name, message: err.message };
+}
+
+/** `value` with every Error in it (in plain objects and arrays, down to `depth`) replaced by errorFields; copies only what changes. */
+function withPlainErrors(value: unknown, depth: number): unknown {
+  if (value instanceof Error) return errorFields(value);
+  if (depth === 0 || typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) {
+    let out: unknown[] | undefined;
+    value.forEach((item: unknown, i) => {
+      const plain = withPlainErrors(item, depth - 1);
+      if (plain !== item) (out ??= value.slice())[i] = plain;
+    });
+    return out ?? value;
+  }
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return value; // class instances go to JSON as they are
+  let out: Record<string, unknown> | undefined;
+  for (const [key, item] of Object.entries(value)) {
+    const plain = withPlainErrors(item, depth - 1);
+    if (plain !== item) (out ??= { ...value })[key] = plain;
+  }
+  return out ?? value;
+}
+
+/** Writes through process.stderr.write, looked up at each line, so whoever replaces it (a test) sees the lines. */
+function stderrDestination(format: (line: string) => string): DestinationStream {
+  return { write: (line: string) => void process.stderr.write(format(line)) };
+}
+
+function chooseFormat(): 'json' | 'pretty' {
+  const forced = process.env['ZONAL_LOG_FORMAT']?.trim().toLowerCase();
+  if (forced === 'json' || forced === 'pretty') return forced;
+  return process.stderr.isTTY === true ? 'pretty' : 'json';
+}
+
+function prettyLines(): (line: string) => string {
+  // Lazy: a process that does not log to a terminal never loads pino-pretty.
+  const { prettyFactory } = require('pino-pretty') as typeof import('pino-pretty');
+  return prettyFactory({
+    colorize: process.stderr.isTTY === true && process.env['NO_COLOR'] === undefined,
+    messageKey: 'msg',
+    timestampKey: 't',
+    translateTime: 'SYS:HH:MM:ss.l',
+    messageFormat: '[{mod}] {msg}',
+    ignore: 'mod',
+    singleLine: true,
+    errorLikeObjectKeys: [], // errors are already {name, message, code}: keep them on the line
+  });
+}
+
+/**
+ * The one pino logger behind every Logger. Invariant: its level is
+ * `threshold`; the module name goes in each line's fields, not in child
+ * bindings, because a pino child keeps its own level and would miss
+ * setLogLevel.
+ */
+const root: PinoLogger = pino(
+  {
+    level: threshold,
+    base: null, // no pid, no hostname
+    timestamp: () => `,"t":"${new Date().toISOString()}"`,
+    formatters: {
+      level: (label) => ({ level: label }),
+      log: (fields) => withPlainErrors(fields, ERROR_SEARCH_DEPTH) as Record<string, unknown>,
+    },
+    // Errors are already plain by then; keep pino's err serializer from reshaping an `err` field.
+    serializers: { err: (value: unknown) => value },
+  },
+  stderrDestination(chooseFormat() === 'pretty' ? prettyLines() : (line) => line),
+);
+
+/** Debug lines of ZONAL_TRACE modules: a child that stays at debug whatever `threshold` is. */
+let tracer: PinoLogger | undefined;
+
 export function setLogLevel(level: LogLevel): void {
-  threshold = level;
+  const parsed = parseLevel(level);
+  if (parsed === undefined) {
+    // The CLI passes its --log-level flag through unchecked: say so rather than throw.
+    root.warn({ mod: 'log', msg: 'unknown log level; the level stays as it was', asked: level, kept: threshold });
+    return;
+  }
+  threshold = parsed;
+  root.level = parsed;
 }
 
 export function currentLogLevel(): LogLevel {
@@ -30,19 +132,16 @@ export interface Logger {
 }
 
 export function createLogger(name: string): Logger {
-  const write = (level: LogLevel, msg: string, fields?: Record<string, unknown>): void => {
-    const debugOn = level === 'debug' && (traced.has(name) || traced.has('all'));
-    if (ORDER[level] < ORDER[threshold] && !debugOn) return;
-    const line = JSON.stringify({ t: new Date().toISOString(), level, mod: name, msg, ...fields }, (_k, v: unknown) =>
-      v instanceof Error ? { name: v.name, message: v.message } : v,
-    );
-    process.stderr.write(line + '\n');
+  const write = (target: PinoLogger, level: Exclude<LogLevel, 'silent'>, msg: string, fields?: Record<string, unknown>): void => {
+    // msg goes in the object, not as pino's message argument, so it comes before the fields, as it always has.
+    if (target.isLevelEnabled(level)) target[level]({ mod: name, msg, ...fields });
   };
+  const isTraced = traced.has(name) || traced.has('all');
   return {
-    debug: (m, f) => write('debug', m, f),
-    info: (m, f) => write('info', m, f),
-    warn: (m, f) => write('warn', m, f),
-    error: (m, f) => write('error', m, f),
+    debug: (m, f) => write(isTraced ? (tracer ??= root.child({}, { level: 'debug' })) : root, 'debug', m, f),
+    info: (m, f) => write(root, 'info', m, f),
+    warn: (m, f) => write(root, 'warn', m, f),
+    error: (m, f) => write(root, 'error', m, f),
   };
 }
 

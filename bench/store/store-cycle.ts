@@ -36,6 +36,8 @@ function task(i: number, now: number): TaskRecord {
     labels: {},
     preferredZone: '',
     producerZone: '',
+    traceparent: '',
+    tracestate: '',
     acceptedZone: '',
     createdMs: now,
     state: SYNC ? 'ASSIGNED' : 'PENDING',

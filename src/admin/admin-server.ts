@@ -7,24 +7,39 @@ export interface HealthView {
   stats(): object;
 }
 
-/** A route answers with a status and a body: JSON by default, or text with its content type. */
-export type Route = () => { status: number; body: unknown; contentType?: string } | Promise<{ status: number; body: unknown; contentType?: string }>;
+/** What a route answers: a status and a body, JSON by default, or text or bytes with their content type. */
+export interface RouteAnswer {
+  status: number;
+  body: unknown;
+  contentType?: string;
+}
+
+/** A route answers a GET of its path; it gets the whole URL (for its query string). */
+export type Route = (url: URL) => RouteAnswer | Promise<RouteAnswer>;
 
 /** A small HTTP server of read-only routes, for health, status and metrics. */
 export function startHttpServer(host: string, port: number, routes: Record<string, Route>): Promise<http.Server> {
   const server = http.createServer((req, res) => {
-    const route = routes[(req.url ?? '/').split('?')[0] ?? '/'];
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://admin');
+    } catch {
+      res.writeHead(400, { 'content-type': 'text/plain' });
+      res.end('bad request: unreadable URL\n');
+      return;
+    }
+    const route = routes[url.pathname];
     if (route === undefined) {
       res.writeHead(404, { 'content-type': 'text/plain' });
       res.end(`not found: try ${Object.keys(routes).join(', ')}\n`);
       return;
     }
     Promise.resolve()
-      .then(route)
+      .then(() => route(url))
       .then(
         ({ status, body, contentType }) => {
           res.writeHead(status, { 'content-type': contentType ?? 'application/json' });
-          res.end(contentType === undefined ? JSON.stringify(body, null, 2) : String(body));
+          res.end(contentType === undefined ? JSON.stringify(body, null, 2) : Buffer.isBuffer(body) ? body : String(body));
         },
         (err: unknown) => {
           res.writeHead(500, { 'content-type': 'text/plain' });

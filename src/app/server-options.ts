@@ -62,6 +62,20 @@ export interface ServerOptions {
   configPublicKeyFiles: string[];
   /** HTTP/2 PING policy; the SDK's defaults agree with these defaults. */
   http2Keepalive: Http2KeepaliveConfig;
+  /** POSTed a JSON notice at each SLO breach and recovery; '' sends none. */
+  sloWebhookUrl: string;
+  /** How often the built-in SLO check runs, and the window it judges. */
+  sloIntervalMs: number;
+  sloWindowMs: number;
+  /** Fewest dispatch-latency samples of a pair in the window for it to be judged. */
+  sloMinSamples: number;
+  /**
+   * Spans of queued, assigned and completed tasks: 'auto' (the default)
+   * makes them when the OTEL_* environment asks for traces (otel-sdk.ts),
+   * 'on' always (with whatever tracer provider the process registered),
+   * 'off' never.
+   */
+  tracing: 'auto' | 'on' | 'off';
   core: CoreOptions;
 }
 
@@ -95,8 +109,26 @@ export function compileServerOptions(input: ServerOptionsInput = {}): ServerOpti
     config: input.config ?? '',
     configPublicKeyFiles: input.configPublicKeyFiles ?? [],
     http2Keepalive: { ...HTTP2_KEEPALIVE_DEFAULTS, ...input.http2Keepalive },
+    sloWebhookUrl: input.sloWebhookUrl ?? '',
+    sloIntervalMs: input.sloIntervalMs ?? 10_000,
+    sloWindowMs: input.sloWindowMs ?? 300_000,
+    sloMinSamples: input.sloMinSamples ?? 20,
+    tracing: input.tracing ?? 'auto',
     core,
   };
+  if (options.sloWebhookUrl !== '') {
+    let url: URL;
+    try {
+      url = new URL(options.sloWebhookUrl);
+    } catch {
+      throw new RangeError(`sloWebhookUrl must be an http(s) URL, got "${options.sloWebhookUrl.slice(0, 100)}"`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new RangeError(`sloWebhookUrl must be an http(s) URL, got "${url.protocol}"`);
+  }
+  if (options.sloIntervalMs < 100 || options.sloIntervalMs > 600_000) throw new RangeError(`sloIntervalMs must be between 100 and 600000, got ${options.sloIntervalMs}`);
+  if (options.sloWindowMs < 10_000 || options.sloWindowMs > 3_600_000) throw new RangeError(`sloWindowMs must be between 10000 and 3600000, got ${options.sloWindowMs}`);
+  if (!Number.isInteger(options.sloMinSamples) || options.sloMinSamples < 1 || options.sloMinSamples > 1_000_000) throw new RangeError(`sloMinSamples must be a whole number 1..1000000, got ${options.sloMinSamples}`);
+  if (!['auto', 'on', 'off'].includes(options.tracing)) throw new RangeError(`tracing must be auto, on or off, got ${String(options.tracing)}`);
   validateHttp2Keepalive(options.http2Keepalive);
   if (options.xdsHealthWindowMs < 100 || options.xdsHealthWindowMs > 60_000) {
     throw new RangeError(`xdsHealthWindowMs must be between 100 and 60000, got ${options.xdsHealthWindowMs}`);

@@ -1,6 +1,7 @@
 import type * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startAdminServer } from '../admin/admin-server';
+import { heatmapPageRoutes } from '../admin/heatmap-page';
 import { createLogger, currentLogLevel, setLogLevel } from '../log';
 import { DEFAULT_CALL_POLICY } from '../client/call-policy';
 import { openConfigSource } from '../config/open-source';
@@ -12,11 +13,12 @@ import type { DataDirLock } from '../store/sqlite/data-dir-lock';
 import type { TaskStore } from '../store/task-store';
 import { Dispatcher } from '../server/dispatcher';
 import { startGrpcService } from '../server/grpc-server';
-import { createDispatcherRegistry } from '../telemetry/prometheus';
+import { createDispatcherRegistry, type DispatcherRegistry } from '../telemetry/prometheus';
 import { startControlPlane } from '../xds/xds-server';
 import { RegistrationClient, registrationBreakerDefaults } from '../xds/registration-client';
 import type { ControlPlane } from '../xds/control-plane';
 import { openStore } from './open-store';
+import { buildOperatorsView } from './telemetry';
 import { compileServerOptions, type ServerOptions, type ServerOptionsInput } from './server-options';
 import { parseStoreUrl, redactStoreUrl } from './store-url';
 
@@ -110,7 +112,30 @@ async function startLocked(options: ServerOptions, lock: DataDirLock | undefined
   const initial = runtimeConfig.current;
   setLogLevel(initial.logLevel);
   const taskStore = store ?? (await openStore(options));
-  const dispatcher = new Dispatcher({
+  const closeStore = (): Promise<void> => taskStore.close();
+  undo.push(closeStore);
+  const view = buildOperatorsView(options, taskStore, runtimeConfig);
+  undo.push(() => view.stop());
+  // Built before the dispatcher, whose events it counts; it reads the dispatcher only at scrape time.
+  let controlPlaneRef: ControlPlane | undefined;
+  let registrationRef: RegistrationClient | undefined;
+  const metrics: DispatcherRegistry | undefined =
+    options.adminAddress !== ''
+      ? createDispatcherRegistry({
+          stats: () => dispatcher.stats(),
+          storeCircuit: () => dispatcher.storeCircuit(),
+          runtimeConfig,
+          controlPlaneCircuit: () => registrationRef?.circuitState(),
+          xdsNacks: () => controlPlaneRef?.nackCount,
+          xdsCounts: () => controlPlaneRef?.counts,
+          readyDepth: () => taskStore.readyDepth(Date.now()),
+          keepaliveIntervals: () => dispatcher.keepaliveIntervals(),
+          slo: () => view.slo.view(),
+          observerErrors: () => dispatcher.observerErrors,
+        })
+      : undefined;
+  const dispatcher: Dispatcher = new Dispatcher({
+    observers: [...view.observers, ...(metrics !== undefined ? [metrics.observer] : [])],
     core: initial.core,
     store: taskStore,
     finishedRetentionMs: options.finishedRetentionMs,
@@ -118,10 +143,11 @@ async function startLocked(options: ServerOptions, lock: DataDirLock | undefined
     remoteWatchPollMs: options.remoteWatchPollMs,
     identity: { id: options.dispatcherId, zone: options.zone, address: options.advertiseAddress !== '' ? options.advertiseAddress : options.grpcAddress },
   });
-  undo.push(() => taskStore.close());
   const { swept } = await dispatcher.start();
-  undo.pop();
+  // From here the dispatcher's shutdown closes the store.
+  undo.splice(undo.indexOf(closeStore), 1);
   undo.push(() => dispatcher.shutdown(0));
+  view.start();
 
   const grpc = await startGrpcService(dispatcher, {
     address: options.grpcAddress,
@@ -151,6 +177,8 @@ async function startLocked(options: ServerOptions, lock: DataDirLock | undefined
       : undefined;
   registration?.start();
   if (registration !== undefined) undo.push(() => registration.stop());
+  controlPlaneRef = controlPlane?.plane;
+  registrationRef = registration;
 
   // Live effect of runtime updates: nothing reconnects.
   runtimeConfig.onChange((next, previous) => {
@@ -163,15 +191,11 @@ async function startLocked(options: ServerOptions, lock: DataDirLock | undefined
   let adminAddress = '';
   if (options.adminAddress !== '') {
     const { host, port: adminPort } = splitHostPort(options.adminAddress);
-    const registry = createDispatcherRegistry({
-      stats: () => dispatcher.stats(),
-      storeCircuit: () => dispatcher.storeCircuit(),
-      runtimeConfig,
-      ...(registration !== undefined ? { controlPlaneCircuit: () => registration.circuitState() } : {}),
-      ...(controlPlane !== undefined ? { xdsNacks: () => controlPlane.plane.nackCount } : {}),
-    });
+    const registry = metrics!.registry;
     admin = await startAdminServer(dispatcher, host, adminPort, {
       '/metrics': async () => ({ status: 200, body: await registry.metrics(), contentType: registry.contentType }),
+      ...view.routes,
+      ...heatmapPageRoutes(),
       '/config': () => ({ status: 200, body: runtimeConfig.status() }),
       ...(controlPlane !== undefined ? { '/xds/status': () => ({ status: 200, body: controlPlane.plane.status() }) } : {}),
     });
@@ -189,6 +213,7 @@ async function startLocked(options: ServerOptions, lock: DataDirLock | undefined
         log.info('DRAINING propagated to xDS clients', propagated);
       }
       await dispatcher.shutdown(options.shutdownGraceMs);
+      await view.stop();
       await registration?.stop();
       await controlPlane?.stop();
       await runtimeConfig.close();

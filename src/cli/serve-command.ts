@@ -56,6 +56,11 @@ export const SERVE_FLAGS: FlagSpec[] = [
     description:
       'Runtime config: a YAML/JSON file (watched) or nacos://host:8848/<dataId>?group=&namespace= (credentials from ZONAL_NACOS_USERNAME/ZONAL_NACOS_PASSWORD). Its keys override the flags above while running; see docs/configuration.md.',
   },
+  { name: 'slo-webhook-url', env: 'ZONAL_SLO_WEBHOOK_URL', type: 'string', default: '', description: 'POSTed a JSON notice at each SLO breach and recovery (retried, behind a circuit breaker); see docs/operations.md.' },
+  { name: 'slo-interval-ms', env: 'ZONAL_SLO_INTERVAL_MS', type: 'number', default: 10_000, description: 'How often the built-in SLO check runs.' },
+  { name: 'slo-window-ms', env: 'ZONAL_SLO_WINDOW_MS', type: 'number', default: 300_000, description: 'The window of dispatch latency each SLO check judges.' },
+  { name: 'slo-min-samples', env: 'ZONAL_SLO_MIN_SAMPLES', type: 'number', default: 20, description: 'Fewest samples of a zone pair in the window for the SLO check to judge it.' },
+  { name: 'tracing', env: 'ZONAL_TRACING', type: 'string', default: 'auto', description: "Spans of queued, assigned and completed tasks: auto (when OTEL_* asks for traces), on or off." },
   { name: 'config-public-keys', env: 'ZONAL_CONFIG_PUBLIC_KEYS', type: 'string', default: '', description: 'Comma-separated PEM files of ed25519 public keys; once set, unsigned runtime config is refused.' },
 ];
 
@@ -108,6 +113,11 @@ export function serveOptions(values: FlagValues): ServerOptionsInput {
     registerWith: registerWith === 'off' ? 'off' : registerWith,
     advertiseAddress: str(values, 'advertise-address'),
     drainPropagationMs: num(values, 'drain-propagation-ms') ?? 2_000,
+    sloWebhookUrl: str(values, 'slo-webhook-url'),
+    sloIntervalMs: num(values, 'slo-interval-ms') ?? 10_000,
+    sloWindowMs: num(values, 'slo-window-ms') ?? 300_000,
+    sloMinSamples: num(values, 'slo-min-samples') ?? 20,
+    tracing: (str(values, 'tracing') || 'auto') as 'auto' | 'on' | 'off',
     config: str(values, 'config'),
     configPublicKeyFiles: str(values, 'config-public-keys')
       .split(',')

@@ -1,3 +1,6 @@
+import { context, SpanKind, SpanStatusCode, trace as otelTrace } from '@opentelemetry/api';
+import { carrierOf, type TraceCarrier } from '../telemetry/trace-context';
+import { bootstrapZone } from './bootstrap-zone';
 import { randomUUID } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
 import { Status, TaskFailedError, ZonalError } from '../errors';
@@ -16,6 +19,9 @@ import { isTerminal } from '../core/task-state';
 import { RetryBudget } from './retry-budget';
 
 const log = createLogger('producer');
+
+/** A ProxyTracer: spans are no-ops until the application registers a tracer provider. */
+const tracer = otelTrace.getTracer('zonal-producer');
 
 export interface SubmitOptions {
   payload?: Uint8Array | string;
@@ -48,7 +54,11 @@ export interface ProducerClientOptions {
   http2Keepalive?: Partial<Http2KeepaliveConfig>;
   /** Where to report metrics (the circuit state); nothing is reported without it. */
   metrics?: ClientMetrics;
-  /** This producer's zone, recorded on every task it submits (latency by zone pair). */
+  /**
+   * This producer's zone, recorded on every task it submits (latency by
+   * zone pair). Default: the xDS bootstrap's node.locality.zone for an
+   * xds: target, else ''.
+   */
   zone?: string;
 }
 
@@ -90,7 +100,7 @@ export class ProducerClient {
       else if (state === 'CLOSED') log.info('circuit to the dispatcher closed again', { target: options.target });
     });
     this.stopReporting = reportCircuitState(this.breaker, options.metrics?.circuitState, { target: options.target });
-    this.zone = options.zone ?? '';
+    this.zone = options.zone ?? bootstrapZone(options.target);
     this.batcher = new SubmitBatcher({ maxTasks: 256, lingerMs: 1, ...options.batch }, (requests) => this.sendBatch(requests));
   }
 
@@ -116,9 +126,30 @@ export class ProducerClient {
   }
 
   /** Submits one task; resolves once it is durable. Concurrent calls share SubmitBatch calls. */
+  /**
+   * Submits one task. With an OpenTelemetry tracer provider registered, a
+   * `zonal.submit` span (a child of the active context) covers the call and
+   * its context travels with the task, so the dispatcher's and the
+   * worker's spans join the same trace.
+   */
   submit(task: SubmitOptions): Promise<SubmitOutcomeOut> {
     if (this.closed) return Promise.reject(new ZonalError('SHUTTING_DOWN', 'the producer client is closed'));
-    return this.batcher.submit(toRequest(task, this.zone));
+    const span = tracer.startSpan('zonal.submit', { kind: SpanKind.PRODUCER, attributes: { 'zonal.queue': task.queue ?? '' } }, context.active());
+    const carrier = carrierOf(span);
+    const request = toRequest(task, this.zone, carrier);
+    if (!span.isRecording()) return this.batcher.submit(request);
+    return this.batcher.submit(request).then(
+      (out) => {
+        span.setAttribute('zonal.task_id', out.taskId);
+        span.end();
+        return out;
+      },
+      (err: unknown) => {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+        span.end();
+        throw err;
+      },
+    );
   }
 
   /** Submits many tasks in one call; one result or error per task. */
@@ -219,7 +250,7 @@ export class ProducerClient {
   }
 }
 
-function toRequest(task: SubmitOptions, zone: string): Partial<WireSubmitRequest> {
+function toRequest(task: SubmitOptions, zone: string, trace: TraceCarrier): Partial<WireSubmitRequest> {
   const payload = typeof task.payload === 'string' ? Buffer.from(task.payload, 'utf8') : task.payload === undefined ? Buffer.alloc(0) : Buffer.from(task.payload);
   const notBefore = task.notBefore instanceof Date ? task.notBefore.getTime() : (task.notBefore ?? 0);
   return {
@@ -235,5 +266,7 @@ function toRequest(task: SubmitOptions, zone: string): Partial<WireSubmitRequest
     labels: task.labels ?? {},
     preferredZone: task.preferredZone ?? '',
     producerZone: task.producerZone ?? zone,
+    traceparent: trace.traceparent,
+    tracestate: trace.tracestate,
   };
 }

@@ -1,3 +1,6 @@
+import { context, SpanKind, SpanStatusCode, trace as otelTrace } from '@opentelemetry/api';
+import { contextFrom } from '../telemetry/trace-context';
+import { bootstrapZone } from './bootstrap-zone';
 import * as os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
@@ -11,6 +14,8 @@ import { createDispatcherClient, waitForReady } from './channel';
 import { WorkerConnection, type SettledUpdate } from './worker-connection';
 
 const log = createLogger('worker');
+/** A ProxyTracer: spans are no-ops until the application registers a tracer provider. */
+const tracer = otelTrace.getTracer('zonal-worker');
 
 /** A task as a handler sees it. */
 export interface WorkerTask {
@@ -50,6 +55,7 @@ export interface WorkerOptions {
   slots?: number;
   queues?: string[];
   workerId?: string;
+  /** This worker's zone (in Hello). Default: the xDS bootstrap's node.locality.zone for an xds: target, else ''. */
   zone?: string;
   labels?: Record<string, string>;
   reconnectBackoff?: BackoffPolicy;
@@ -139,6 +145,7 @@ export class Worker {
   private readonly client: grpc.Client;
   private readonly slots: number;
   private readonly reconnectBackoff: BackoffPolicy;
+  private readonly zone: string;
   private state: WorkerLifecycle = 'INITIALIZED';
   private connection: WorkerConnection | undefined;
   private welcome: WireWelcome | undefined;
@@ -156,6 +163,7 @@ export class Worker {
   readonly stats = { completed: 0, failed: 0, aborted: 0, rejectedAcks: 0, connects: 0, moves: 0 };
 
   constructor(private readonly options: WorkerOptions) {
+    this.zone = options.zone ?? bootstrapZone(options.target);
     this.workerId = options.workerId ?? `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.slots = options.slots ?? 4;
     this.reconnectBackoff = options.reconnectBackoff ?? { initialMs: 100, multiplier: 2, maxMs: 5_000, jitter: 0.5 };
@@ -297,7 +305,7 @@ export class Worker {
       kind: 'hello',
       hello: {
         workerId: this.workerId,
-        zone: this.options.zone ?? '',
+        zone: this.zone,
         labels: this.options.labels ?? {},
         slots: this.slots,
         queues: this.options.queues ?? [],
@@ -398,13 +406,24 @@ export class Worker {
       signal: flight.controller.signal,
       progress: (fraction) => report('RUNNING', { progressPermille: Math.round(Math.min(1, Math.max(0, fraction)) * 1000) }),
     };
+    // The producer's trace continues here: the handler runs inside a `zonal.execute` span.
+    const span = tracer.startSpan(
+      'zonal.execute',
+      { kind: SpanKind.CONSUMER, attributes: { 'zonal.task_id': task.taskId, 'zonal.attempt': task.attempt, 'zonal.queue': task.queue, 'zonal.worker_zone': this.zone } },
+      contextFrom({ traceparent: assignment.traceparent, tracestate: assignment.tracestate }, context.active()),
+    );
     const finish = (status: 'COMPLETED' | 'FAILED' | 'CANCELLED', extra: Parameters<typeof report>[1]): void => {
+      if (span.isRecording()) {
+        span.setAttribute('zonal.outcome', status);
+        if (status !== 'COMPLETED') span.setStatus({ code: SpanStatusCode.ERROR, message: extra?.error?.message ?? status });
+        span.end();
+      }
       report(status, extra);
       if (this.inFlight.get(assignment.taskId) === flight) this.inFlight.delete(assignment.taskId);
       this.notify();
     };
     Promise.resolve()
-      .then(() => this.options.handler(task, ctx))
+      .then(() => (span.isRecording() ? context.with(otelTrace.setSpan(context.active(), span), () => this.options.handler(task, ctx)) : this.options.handler(task, ctx)))
       .then(
         (result) => {
           if (flight.cancelReason !== '') {

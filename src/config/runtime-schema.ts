@@ -16,7 +16,7 @@ import { currentLogLevel, type LogLevel } from '../log';
  *   zoneSpilloverDelayMs, maxSlotsPerSession, maxSessionAgeMs, taskLeaseMs
  *   call: { callTimeoutMs, maxAttempts, backoff: {...} }            # SDK clients
  *   breaker: { errorThresholdPercentage, volumeThreshold, resetTimeoutMs, rollingWindowMs }
- *   slo: { defaultP99Ms, pairs: { "zone-a->zone-b": { p99Ms } } }
+ *   slo: { defaultP99Ms, defaultP95Ms?, pairs: { "zone-a->zone-b": { p99Ms, p95Ms? } } }
  *   logLevel: debug | info | warn | error
  *
  * Every key is optional except `version`; a key left out keeps its startup
@@ -73,7 +73,8 @@ export const RUNTIME_DOCUMENT_SCHEMA = z.strictObject({
   slo: z
     .strictObject({
       defaultP99Ms: ms,
-      pairs: z.record(z.string(), z.strictObject({ p99Ms: ms })),
+      defaultP95Ms: ms,
+      pairs: z.record(z.string(), z.strictObject({ p99Ms: ms, p95Ms: ms.optional() })),
     })
     .partial()
     .optional(),

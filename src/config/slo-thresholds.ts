@@ -7,7 +7,9 @@
  */
 export interface SloThresholds {
   defaultP99Ms: number;
-  pairs: Record<string, { p99Ms: number }>;
+  /** Optional p95 objective for pairs that do not list one (absent: p95 is not checked). */
+  defaultP95Ms?: number;
+  pairs: Record<string, { p99Ms: number; p95Ms?: number }>;
 }
 
 export const DEFAULT_SLO_THRESHOLDS: SloThresholds = { defaultP99Ms: 250, pairs: {} };
@@ -22,12 +24,25 @@ function checkP99(name: string, value: number): void {
 export function compileSloThresholds(input: Partial<SloThresholds> = {}): SloThresholds {
   const out: SloThresholds = { defaultP99Ms: input.defaultP99Ms ?? DEFAULT_SLO_THRESHOLDS.defaultP99Ms, pairs: {} };
   checkP99('slo.defaultP99Ms', out.defaultP99Ms);
+  if (input.defaultP95Ms !== undefined) {
+    checkP99('slo.defaultP95Ms', input.defaultP95Ms);
+    out.defaultP95Ms = input.defaultP95Ms;
+  }
   for (const [pair, threshold] of Object.entries(input.pairs ?? {})) {
     if (!PAIR.test(pair)) throw new RangeError(`slo.pairs key "${pair}" must look like "from-zone->to-zone" (letters, digits, . _ -)`);
     checkP99(`slo.pairs["${pair}"].p99Ms`, threshold.p99Ms);
     out.pairs[pair] = { p99Ms: threshold.p99Ms };
+    if (threshold.p95Ms !== undefined) {
+      checkP99(`slo.pairs["${pair}"].p95Ms`, threshold.p95Ms);
+      out.pairs[pair].p95Ms = threshold.p95Ms;
+    }
   }
   return out;
+}
+
+/** The p95 objective for calls from zone `from` to zone `to`, undefined when none is set. */
+export function sloP95Ms(thresholds: SloThresholds, from: string, to: string): number | undefined {
+  return thresholds.pairs[`${from}->${to}`]?.p95Ms ?? thresholds.defaultP95Ms;
 }
 
 /** The p99 objective for calls from zone `from` to zone `to`. */

@@ -1,4 +1,5 @@
 import type { CloseCause } from './session';
+import type { EngineEvent } from './task-events';
 import type { TaskRecord } from './task-fields';
 import type { TaskState } from './task-state';
 
@@ -34,6 +35,8 @@ export interface Effects {
   pings: { sessionId: string; nonce: number; sentMs: number }[];
   /** New heartbeat interval / idle timeout to tell a worker (moved by more than 20 %). */
   keepaliveUpdates: { sessionId: string; intervalMs: number; idleTimeoutMs: number }[];
+  /** What happened, for observers (task-events.ts); handed over once durable. */
+  events: EngineEvent[];
 }
 
 /** Why a session is asked to reconnect elsewhere. */
@@ -67,7 +70,7 @@ export interface SubmitOut {
 
 /** No effects yet. */
 export function newEffects(): Effects {
-  return { assignments: new Map(), cancels: new Map(), closed: [], goAways: [], pings: [], keepaliveUpdates: [] };
+  return { assignments: new Map(), cancels: new Map(), closed: [], goAways: [], pings: [], keepaliveUpdates: [], events: [] };
 }
 
 export function pushTo<T>(map: Map<string, T[]>, key: string, value: T): void {

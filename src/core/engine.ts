@@ -13,6 +13,7 @@ import { newEffects, pushTo, type CancelOutcome, type Effects, type EngineIdenti
 import { holdKey, SessionState, type CloseCause, type HelloSpec } from './session';
 import { heartbeatTick, retuneKeepalive } from './session-keepalive';
 import { SessionRing } from './session-ring';
+import type { TaskEvent } from './task-events';
 import type { TaskRecord, TaskSpec } from './task-fields';
 import { canTransition, isTerminal, type TaskState } from './task-state';
 import { decideUpdate } from './update-rules';
@@ -342,7 +343,9 @@ export class Engine {
     const ping = session.outstandingPing;
     if (ping === undefined || ping.nonce !== nonce) return;
     session.outstandingPing = undefined;
-    session.rtt.sample(this.nowMs - ping.sentMs);
+    const rttMs = this.nowMs - ping.sentMs;
+    session.rtt.sample(rttMs);
+    this.effects.events.push({ kind: 'rtt', dispatcherZone: this.identity.zone, workerZone: session.zone, rttMs, atMs: this.nowMs });
     this.applyKeepalive(session);
   }
 
@@ -441,6 +444,7 @@ export class Engine {
     }
     session.holds.clear();
     this.effects.closed.push({ sessionId: session.id, cause });
+    this.effects.events.push({ kind: 'sessionEnded', dispatcherZone: this.identity.zone, workerZone: session.zone, cause, lifetimeMs: this.nowMs - session.openedMs, atMs: this.nowMs });
   }
 
   // ---------------------------------------------------------------- updates
@@ -448,10 +452,15 @@ export class Engine {
   applyUpdate(session: SessionState, update: WorkerUpdate): UpdateAckOut {
     // Any update about a held attempt proves the worker read its assignment.
     const held = session.holds.get(holdKey(update.taskId, update.attempt));
-    if (held !== undefined) held.acknowledged = true;
+    if (held !== undefined && !held.acknowledged) {
+      held.acknowledged = true;
+      const task = held.orphan ? undefined : this.tasks.get(held.taskId);
+      if (task !== undefined && task.attempt === held.attempt) this.effects.events.push(this.taskEvent('started', task, { assignedMs: held.assignedMs }));
+    }
     const decision = decideUpdate(this, session, update);
     if (decision.kind === 'answer') {
       if (decision.record) session.sequence.record(update, decision.ack);
+      if (decision.ack.result === 'REJECTED') this.refused(session.zone, decision.ack.reason);
       return decision.ack;
     }
     const { task, hold } = decision;
@@ -501,6 +510,7 @@ export class Engine {
     if (lost === undefined || lost.attempt !== update.attempt || this.tasks.has(update.taskId)) return ack;
     const { view } = lost;
     const terminal = isTerminal(view.state);
+    this.refused('', terminal ? 'TERMINAL' : 'FENCED');
     return {
       ...ack,
       result: 'REJECTED',
@@ -618,6 +628,7 @@ export class Engine {
     for (const [id, snapshot] of flight.snapshots) {
       if (outcome.duplicates.has(id)) continue;
       durable.push(snapshot);
+      if (flight.inserted.has(id)) this.effects.events.push(this.taskEvent('submitted', snapshot, {}));
       if (snapshot.idempotencyKey !== '' && this.newKeys.get(snapshot.idempotencyKey) === id) this.newKeys.delete(snapshot.idempotencyKey);
       const live = this.tasks.get(id);
       if (live === undefined) continue;
@@ -683,6 +694,18 @@ export class Engine {
     const out = this.effects;
     this.effects = newEffects();
     return out;
+  }
+
+  /** The heartbeat interval in force, averaged over the open sessions of each worker zone. */
+  keepaliveIntervals(): { zone: string; meanMs: number }[] {
+    const sums = new Map<string, { total: number; n: number }>();
+    for (const session of this.sessions.values()) {
+      const sum = sums.get(session.zone) ?? { total: 0, n: 0 };
+      sum.total += session.intervalMs;
+      sum.n += 1;
+      sums.set(session.zone, sum);
+    }
+    return [...sums].map(([zone, { total, n }]) => ({ zone, meanMs: total / n }));
   }
 
   /** Counts for health pages and tests. */
@@ -868,6 +891,7 @@ export class Engine {
     session.holds.set(holdKey(task.id, task.attempt), { taskId: task.id, attempt: task.attempt, orphan: false, assignedVersion: task.version, assignedMs: now, acknowledged: false });
     this.deadlines.push({ atMs: task.attemptDeadlineMs, kind: 'attempt', task, attempt: task.attempt });
     pushTo(this.effects.assignments, session.id, { task, attempt: task.attempt, version: task.version, deadlineMs: task.attemptDeadlineMs });
+    this.effects.events.push(this.taskEvent('assigned', task, {}));
   }
 
   private timeoutAttempt(task: TaskRecord): void {
@@ -893,6 +917,7 @@ export class Engine {
       this.finish(task, 'FAILED', decision.error, null);
       return;
     }
+    this.effects.events.push(this.taskEvent('retried', task, { reason }));
     this.transition(task, 'PENDING');
     task.attempt = decision.attempt;
     task.version += 1;
@@ -930,6 +955,29 @@ export class Engine {
     task.attemptDeadlineMs = 0;
     task.updatedMs = this.nowMs;
     this.markDirty(task, 'none');
+    this.effects.events.push(this.taskEvent('finished', task, { outcome: state, reason: error?.reason ?? '' }));
+  }
+
+  /** An event about `task` as it is now (its zones, attempt and trace context). */
+  private taskEvent<K extends TaskEvent['kind']>(kind: K, task: TaskRecord, extra: Omit<Extract<TaskEvent, { kind: K }>, keyof TaskRecord | 'kind' | 'taskId' | 'atMs' | 'producerZone' | 'dispatcherZone' | 'workerZone' | 'queue' | 'attempt' | 'createdMs' | 'traceparent' | 'tracestate'>): TaskEvent {
+    return {
+      kind,
+      taskId: task.id,
+      queue: task.queue,
+      attempt: task.attempt,
+      atMs: this.nowMs,
+      createdMs: task.createdMs,
+      producerZone: task.producerZone,
+      dispatcherZone: kind === 'submitted' ? task.acceptedZone : task.dispatcherZone,
+      workerZone: task.workerZone,
+      traceparent: task.traceparent,
+      tracestate: task.tracestate,
+      ...extra,
+    } as TaskEvent;
+  }
+
+  private refused(workerZone: string, reason: string): void {
+    this.effects.events.push({ kind: 'updateRefused', reason, dispatcherZone: this.identity.zone, workerZone, atMs: this.nowMs });
   }
 
   private afterRelease(session: SessionState): void {

@@ -61,6 +61,26 @@ function zone(field: string): (value: unknown) => string {
   };
 }
 
+/** W3C trace context (https://www.w3.org/TR/trace-context/): version-traceid-parentid-flags, lower-case hex. */
+const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-[\x21-\x7e]*)?$/;
+const MAX_TRACEPARENT = 256;
+const MAX_TRACESTATE = 512;
+
+function traceparent(value: unknown): string {
+  const text = (value as string | undefined) ?? '';
+  if (text === '') return '';
+  if (text.length > MAX_TRACEPARENT || !TRACEPARENT.test(text) || text.startsWith('ff') || text.slice(3, 35) === '0'.repeat(32) || text.slice(36, 52) === '0'.repeat(16)) {
+    throw new InvalidArgumentError('traceparent', 'must be a W3C traceparent ("00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>", ids not all zero) or empty');
+  }
+  return text;
+}
+
+function tracestate(value: unknown): string {
+  const text = (value as string | undefined) ?? '';
+  if (text.length > MAX_TRACESTATE || !/^[\x20-\x7e]*$/.test(text)) throw new InvalidArgumentError('tracestate', `must be printable ASCII, at most ${MAX_TRACESTATE} characters`);
+  return text;
+}
+
 export const TASK_FIELDS = {
   id: { group: 'definition', kind: 'text', column: 'id', info: 'taskId', assignment: 'taskId' },
   payload: {
@@ -215,7 +235,10 @@ export const TASK_FIELDS = {
   /** The worker zone the task would like; other zones take it after zoneSpilloverDelayMs. */
   preferredZone: { group: 'definition', kind: 'text', column: 'preferred_zone', info: 'preferredZone', submit: { wire: 'preferredZone', compile: zone('preferred_zone') } },
   /** The zone the producer says it runs in (for the latency heatmap). */
-  producerZone: { group: 'definition', kind: 'text', column: 'producer_zone', info: 'producerZone', submit: { wire: 'producerZone', compile: zone('producer_zone') } },
+  producerZone: { group: 'definition', kind: 'text', column: 'producer_zone', info: 'producerZone', assignment: 'producerZone', submit: { wire: 'producerZone', compile: zone('producer_zone') } },
+  /** The producer's W3C trace context: the dispatcher's and the worker's spans join its trace. */
+  traceparent: { group: 'definition', kind: 'text', column: 'traceparent', assignment: 'traceparent', submit: { wire: 'traceparent', compile: traceparent } },
+  tracestate: { group: 'definition', kind: 'text', column: 'tracestate', assignment: 'tracestate', submit: { wire: 'tracestate', compile: tracestate } },
   /** The zone of the dispatcher that accepted the submit: a task without a preferred zone runs near it first. */
   acceptedZone: { group: 'definition', kind: 'text', column: 'accepted_zone', info: 'acceptedZone' },
   createdMs: { group: 'definition', kind: 'int', column: 'created_ms', info: 'createdUnixMs' },

@@ -5,6 +5,7 @@ import type { CoreOptions } from '../core/options';
 import type { CloseCause, HelloSpec, SessionState } from '../core/session';
 import { compileTaskSpec, type RawSubmit, type TaskRecord } from '../core/task-fields';
 import type { UpdateAckOut, WorkerUpdate } from '../core/update';
+import type { EngineEvent, EngineObserver } from '../core/task-events';
 import { answeredWithoutTask, withStoredTask } from '../core/update-rules';
 import { errorInfo, ZonalError, type ErrorInfo } from '../errors';
 import { createLogger } from '../log';
@@ -66,6 +67,8 @@ export interface DispatcherDeps {
   remoteWatchPollMs?: number;
   /** Who this dispatcher is, for Welcome, served_by and the store. */
   identity?: { id: string; zone: string; address?: string };
+  /** Told what the engine observed (task-events.ts), once durable: metrics, traces, the heatmap. */
+  observers?: readonly EngineObserver[];
 }
 
 /** The dispatcher's counts, for /readyz and metrics. */
@@ -122,6 +125,8 @@ export class Dispatcher {
   /** When the last sweep had every queue claim again (BACKLOG_RECHECK_MS). */
   private recheckedAtMs = -Infinity;
   errorsReported = 0;
+  /** Errors thrown by observers (counted apart: zonal_observer_errors_total). */
+  observerErrors = 0;
   heartbeatsSent = 0;
   private peers = 0;
   private tasksSwept = 0;
@@ -578,6 +583,7 @@ export class Dispatcher {
   }
 
   private deliver(effects: Effects): void {
+    if (effects.events.length > 0) this.observe(effects.events);
     for (const [sessionId, assignments] of effects.assignments) {
       const stream = this.streams.get(sessionId);
       if (stream === undefined) continue;
@@ -609,6 +615,22 @@ export class Dispatcher {
       this.streams.delete(sessionId);
       stream?.closedByCore(cause);
     }
+  }
+
+  private observe(events: readonly EngineEvent[]): void {
+    for (const observer of this.deps.observers ?? []) {
+      try {
+        observer.onEvents(events);
+      } catch (err) {
+        this.observerErrors += 1;
+        this.reportError(err, { where: 'observer' });
+      }
+    }
+  }
+
+  /** The heartbeat interval in force by worker zone (for metrics). */
+  keepaliveIntervals(): { zone: string; meanMs: number }[] {
+    return this.engine.keepaliveIntervals();
   }
 
   private rescheduleTick(): void {

@@ -67,6 +67,31 @@ export interface StoreHealth {
  * The current time is a parameter (`nowMs`) wherever it matters, so the
  * contract can be tested without waiting for the clock.
  */
+export interface ReadyDepth {
+  queue: string;
+  zone: string;
+  count: number;
+}
+
+/** Latency rows (src/telemetry/latency-matrix.ts SlotRow) shared between dispatchers. */
+export interface SharedLatencyRow {
+  series: string;
+  fromZone: string;
+  toZone: string;
+  slotMs: number;
+  buckets: number[];
+  sumMs: number;
+}
+
+export interface SharedLatency {
+  /** Replaces `dispatcherId`'s rows of these slots. */
+  write(dispatcherId: string, rows: readonly SharedLatencyRow[]): Promise<void>;
+  /** Every other dispatcher's rows of slots from `sinceMs` on, by dispatcher id. */
+  read(sinceMs: number, selfId: string): Promise<Map<string, SharedLatencyRow[]>>;
+  /** Deletes rows of slots before `beforeMs`. */
+  purge(beforeMs: number): Promise<void>;
+}
+
 export interface TaskStore {
   /** 'sqlite', 'postgres' or 'memory', for logs and /readyz. */
   readonly kind: string;
@@ -127,6 +152,12 @@ export interface TaskStore {
    * how many rows went.
    */
   purge(nowMs: number, finishedBeforeMs: number, limit: number): Promise<number>;
+
+  /** Ready tasks (PENDING, ready by `nowMs`) by queue and zone (preferred, else accepted): for the queue-depth gauge. */
+  readyDepth(nowMs: number): Promise<ReadyDepth[]>;
+
+  /** Where dispatchers sharing this store share their latency rows (the heatmap page); absent for a store one process uses. */
+  readonly sharedLatency?: SharedLatency;
 
   /** Subscribes to other dispatchers' wake-ups; returns the unsubscribe. Stores used by one process never call it. */
   subscribe(listener: (event: StoreEvent) => void): () => void;

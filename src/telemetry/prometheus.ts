@@ -1,7 +1,9 @@
 import * as client from 'prom-client';
 import type { RuntimeConfig } from '../config/runtime-config';
-import { sloPairs } from '../config/slo-thresholds';
+import { sloP95Ms, sloP99Ms, sloPairs } from '../config/slo-thresholds';
 import { CIRCUIT_STATE_VALUE, METRICS } from './metric-names';
+import { MetricsObserver } from './metrics-observer';
+import type { SloQuantile } from './slo-evaluator';
 
 /** The dispatcher's counts the registry reads at scrape time (Dispatcher.stats() has them). */
 export interface DispatcherCounts {
@@ -26,9 +28,28 @@ export interface MetricSources {
   /** The runtime config, if the registry should report it. */
   runtimeConfig?: RuntimeConfig;
   /** State of the breaker guarding the control-plane registration, if any. */
-  controlPlaneCircuit?: () => keyof typeof CIRCUIT_STATE_VALUE;
-  /** NACKs seen by the embedded control plane, if any. */
-  xdsNacks?: () => number;
+  controlPlaneCircuit?: () => keyof typeof CIRCUIT_STATE_VALUE | undefined;
+  /** NACKs seen by the embedded control plane; undefined while none runs. */
+  xdsNacks?: () => number | undefined;
+  /** Pushes and ACKs of the embedded control plane; undefined while none runs. */
+  xdsCounts?: () => { pushes: number; acks: number } | undefined;
+  /** Ready tasks in the store by queue and zone (read at most every READY_DEPTH_CACHE_MS). */
+  readyDepth?: () => Promise<{ queue: string; zone: string; count: number }[]>;
+  /** Mean heartbeat interval of this dispatcher's streams, by worker zone. */
+  keepaliveIntervals?: () => { zone: string; meanMs: number }[];
+  /** The SLO check: pairs seen (for thresholds) and those in breach. */
+  slo?: () => { pairsSeen: { from: string; to: string }[]; breaching: { from: string; to: string; quantile: SloQuantile }[] };
+  /** Errors thrown by observers. */
+  observerErrors?: () => number;
+}
+
+/** The store is asked for ready depth at most this often, whatever the scrape rate. */
+export const READY_DEPTH_CACHE_MS = 5_000;
+
+export interface DispatcherRegistry {
+  registry: client.Registry;
+  /** Feed it the engine's events (Dispatcher `observers`). */
+  observer: MetricsObserver;
 }
 
 /**
@@ -36,9 +57,10 @@ export interface MetricSources {
  * dispatcher at scrape time, so nothing on the hot path pays for metrics.
  * Names come from metric-names.ts.
  */
-export function createDispatcherRegistry(sources: MetricSources): client.Registry {
+export function createDispatcherRegistry(sources: MetricSources): DispatcherRegistry {
   const registry = new client.Registry();
-  client.collectDefaultMetrics({ register: registry, prefix: 'zonal_process_' });
+  // Standard names (process_*, nodejs_*), as every Node dashboard expects.
+  client.collectDefaultMetrics({ register: registry });
   const stats = sources.stats;
   const gauge = (def: { name: string; help: string; labelNames: readonly string[] }, read: (g: client.Gauge) => void): void => {
     new client.Gauge({
@@ -83,7 +105,8 @@ export function createDispatcherRegistry(sources: MetricSources): client.Registr
   if (storeCircuit !== undefined || circuit !== undefined) {
     gauge(METRICS.dependencyCircuitState, (g) => {
       if (storeCircuit !== undefined) g.set({ dependency: 'store' }, CIRCUIT_STATE_VALUE[storeCircuit()]);
-      if (circuit !== undefined) g.set({ dependency: 'control-plane' }, CIRCUIT_STATE_VALUE[circuit()]);
+      const state = circuit?.();
+      if (state !== undefined) g.set({ dependency: 'control-plane' }, CIRCUIT_STATE_VALUE[state]);
     });
   }
   const config = sources.runtimeConfig;
@@ -92,12 +115,39 @@ export function createDispatcherRegistry(sources: MetricSources): client.Registr
     counter(METRICS.configUpdates, (c) => {
       for (const [result, n] of Object.entries(config.resultCounts)) c.inc({ result }, n);
     });
+    // Every pair listed or seen, so an alert rule joins measured latency with its objective directly.
+    const pairs = (): { from: string; to: string }[] => {
+      const seen = new Map<string, { from: string; to: string }>();
+      for (const p of [...sloPairs(config.current.slo), ...(sources.slo?.().pairsSeen ?? [])]) seen.set(`${p.from}->${p.to}`, { from: p.from, to: p.to });
+      return [...seen.values()];
+    };
     gauge(METRICS.sloP99Threshold, (g) => {
       g.reset();
       const slo = config.current.slo;
       g.set({ from_zone: '*', to_zone: '*' }, slo.defaultP99Ms / 1000);
-      for (const { from, to, p99Ms } of sloPairs(slo)) g.set({ from_zone: from, to_zone: to }, p99Ms / 1000);
+      for (const { from, to } of pairs()) g.set({ from_zone: from, to_zone: to }, sloP99Ms(slo, from, to) / 1000);
     });
+    gauge(METRICS.sloP95Threshold, (g) => {
+      g.reset();
+      const slo = config.current.slo;
+      if (slo.defaultP95Ms !== undefined) g.set({ from_zone: '*', to_zone: '*' }, slo.defaultP95Ms / 1000);
+      for (const { from, to } of pairs()) {
+        const p95Ms = sloP95Ms(slo, from, to);
+        if (p95Ms !== undefined) g.set({ from_zone: from, to_zone: to }, p95Ms / 1000);
+      }
+    });
+    const slo = sources.slo;
+    if (slo !== undefined) {
+      gauge(METRICS.sloBreach, (g) => {
+        g.reset();
+        const { pairsSeen, breaching } = slo();
+        for (const { from, to } of pairsSeen) {
+          g.set({ from_zone: from, to_zone: to, quantile: 'p99' }, 0);
+          if (sloP95Ms(config.current.slo, from, to) !== undefined) g.set({ from_zone: from, to_zone: to, quantile: 'p95' }, 0);
+        }
+        for (const { from, to, quantile } of breaching) g.set({ from_zone: from, to_zone: to, quantile }, 1);
+      });
+    }
     const delay = new client.Histogram({
       name: METRICS.configPublishToApply.name,
       help: METRICS.configPublishToApply.help,
@@ -109,6 +159,53 @@ export function createDispatcherRegistry(sources: MetricSources): client.Registr
     });
   }
   const nacks = sources.xdsNacks;
-  if (nacks !== undefined) counter(METRICS.xdsNacks, (c) => c.inc(nacks()));
-  return registry;
+  if (nacks !== undefined) {
+    counter(METRICS.xdsNacks, (c) => {
+      const n = nacks();
+      if (n !== undefined) c.inc(n);
+    });
+  }
+  const xds = sources.xdsCounts;
+  if (xds !== undefined) {
+    counter(METRICS.xdsPushes, (c) => {
+      const n = xds();
+      if (n !== undefined) c.inc(n.pushes);
+    });
+    counter(METRICS.xdsAcks, (c) => {
+      const n = xds();
+      if (n !== undefined) c.inc(n.acks);
+    });
+  }
+  const intervals = sources.keepaliveIntervals;
+  if (intervals !== undefined) {
+    gauge(METRICS.keepaliveInterval, (g) => {
+      g.reset();
+      for (const { zone, meanMs } of intervals()) g.set({ worker_zone: zone }, meanMs / 1000);
+    });
+  }
+  const errors = sources.observerErrors;
+  if (errors !== undefined) counter(METRICS.observerErrors, (c) => c.inc(errors()));
+  const readyDepth = sources.readyDepth;
+  if (readyDepth !== undefined) {
+    let cached: { atMs: number; rows: Promise<{ queue: string; zone: string; count: number }[]> } | undefined;
+    new client.Gauge({
+      name: METRICS.queueReady.name,
+      help: METRICS.queueReady.help,
+      labelNames: [...METRICS.queueReady.labelNames],
+      registers: [registry],
+      async collect() {
+        const now = Date.now();
+        if (cached === undefined || now - cached.atMs >= READY_DEPTH_CACHE_MS) cached = { atMs: now, rows: readyDepth() };
+        const current = cached;
+        // A failed read (the store is down) reports nothing this scrape and is asked again at the next one.
+        const rows = await current.rows.catch(() => {
+          if (cached === current) cached = undefined;
+          return [];
+        });
+        this.reset();
+        for (const { queue, zone, count } of rows) this.set({ queue, zone }, count);
+      },
+    });
+  }
+  return { registry, observer: new MetricsObserver(registry) };
 }

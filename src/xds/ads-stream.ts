@@ -15,6 +15,8 @@ export interface AdsStreamHost {
   /** Logs a warning about a client's request, rate-limited across all clients: one client must not flood the log. */
   warnClient(message: string, fields: Record<string, unknown>): void;
   onNack(stream: AdsStream, typeUrl: string, version: string, error: string): void;
+  /** Counts pushes and ACKs (for metrics). */
+  readonly counts: { pushes: number; acks: number };
   onSettledChange(): void;
   closed(stream: AdsStream): void;
 }
@@ -98,6 +100,7 @@ export class AdsStream {
         this.host.onSettledChange();
         break;
       case 'ack':
+        this.host.counts.acks += 1;
         log.debug('ACK', { node: this.nodeId, type: shortTypeName(outcome.typeUrl), version: outcome.version });
         this.host.onSettledChange();
         break;
@@ -115,6 +118,7 @@ export class AdsStream {
     const snapshot = this.host.snapshotFor(this.locality);
     const plan: Push | undefined = this.state.planPush(typeUrl, snapshot.get(typeUrl as never), this.host.epoch);
     if (plan === undefined) return;
+    this.host.counts.pushes += 1;
     log.debug('push', { node: this.nodeId, type: shortTypeName(typeUrl), version: plan.version, resources: plan.resources.length });
     this.call.write(encodeDiscoveryResponse({ version_info: plan.version, resources: plan.resources.map((r) => r.any), type_url: typeUrl, nonce: plan.nonce }));
   }

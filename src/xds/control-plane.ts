@@ -82,6 +82,8 @@ export class ControlPlane implements AdsStreamHost {
   readonly healthWindowMs: number;
   readonly nacks: NackRecord[] = [];
   nackCount = 0;
+  /** Responses pushed to clients and ACKs received, for metrics. */
+  readonly counts = { pushes: 0, acks: 0 };
 
   constructor(options: ControlPlaneOptions = {}) {
     this.healthWindowMs = options.healthWindowMs ?? 1_000;

@@ -179,7 +179,7 @@ describe('connection health through the fault proxy', () => {
     console.log(`blackholed link: task re-run elsewhere ${detectedMs} ms after the cut (idle timeout 1000 ms)`);
     expect(detectedMs).toBeLessThan(1_000 + 500);
     expect(h.server.dispatcher.stats().sessionsClosedByCause.IDLE).toBe(1);
-    expect(await createDispatcherRegistry({ stats: () => h.server.dispatcher.stats() }).metrics()).toContain('zonal_sessions_closed_total{cause="IDLE"} 1');
+    expect(await createDispatcherRegistry({ stats: () => h.server.dispatcher.stats() }).registry.metrics()).toContain('zonal_sessions_closed_total{cause="IDLE"} 1');
     void doomed;
   });
 
@@ -204,7 +204,7 @@ describe('connection health through the fault proxy', () => {
     expect(stalled.error?.details).toContain('SESSION_STALLED');
     expect(h.server.dispatcher.stats().sessionsClosedByCause.STALLED).toBe(1);
     // ... and Prometheus sees it by cause.
-    const exposition = await createDispatcherRegistry({ stats: () => h.server.dispatcher.stats() }).metrics();
+    const exposition = await createDispatcherRegistry({ stats: () => h.server.dispatcher.stats() }).registry.metrics();
     expect(exposition).toContain('zonal_sessions_closed_total{cause="STALLED"} 1');
     await worker(h.target, { slots: 1, handler: (t) => `attempt ${t.attempt}` });
     expect((await producer.result(taskId, { timeoutMs: 10_000 })).toString()).toBe('attempt 2');

@@ -61,6 +61,8 @@ export function taskSpec(overrides: Partial<TaskSpec> = {}): TaskSpec {
     labels: {},
     preferredZone: '',
     producerZone: '',
+    traceparent: '',
+    tracestate: '',
     idempotencyKey: '',
     maxAttempts: 3,
     attemptTimeoutMs: 60_000,

@@ -4,7 +4,7 @@ import { emptyOutcome, type CommitBatch, type CommitOutcome, type StateWrite } f
 import { copyRecord, STATE_FIELDS, type TaskRecord } from '../../src/core/task-fields';
 import { isTerminal } from '../../src/core/task-state';
 import type { ErrorInfo } from '../../src/errors';
-import type { DispatcherEntry, HeartbeatOutcome, StoreCancelOutcome, StoreEvent, StoreHealth, SweepCandidates, TaskStore } from '../../src/store/task-store';
+import type { DispatcherEntry, HeartbeatOutcome, ReadyDepth, StoreCancelOutcome, StoreEvent, StoreHealth, SweepCandidates, TaskStore } from '../../src/store/task-store';
 
 interface KeyEntry {
   taskId: string;
@@ -184,6 +184,19 @@ export class MemoryStoreCore {
     return out;
   }
 
+  readyDepth(nowMs: number): ReadyDepth[] {
+    const groups = new Map<string, ReadyDepth>();
+    for (const t of this.tasks.values()) {
+      if (t.state !== 'PENDING' || t.readyAtMs > nowMs) continue;
+      const zone = t.preferredZone !== '' ? t.preferredZone : t.acceptedZone;
+      const key = `${t.queue}\u0000${zone}`;
+      const group = groups.get(key) ?? { queue: t.queue, zone, count: 0 };
+      group.count += 1;
+      groups.set(key, group);
+    }
+    return [...groups.values()].sort((a, b) => (a.queue === b.queue ? a.zone.localeCompare(b.zone) : a.queue.localeCompare(b.queue)));
+  }
+
   purge(nowMs: number, finishedBeforeMs: number, limit: number): number {
     const keys = [...this.keys]
       .filter(([, e]) => e.expiresMs <= nowMs)
@@ -295,6 +308,11 @@ export class MemoryTaskStore implements TaskStore {
   async getMany(ids: readonly string[]): Promise<TaskRecord[]> {
     this.check();
     return this.core.getMany(ids);
+  }
+
+  async readyDepth(nowMs: number): Promise<ReadyDepth[]> {
+    this.check();
+    return this.core.readyDepth(nowMs);
   }
 
   async purge(nowMs: number, finishedBeforeMs: number, limit: number): Promise<number> {

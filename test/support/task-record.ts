@@ -11,6 +11,8 @@ export function taskRecord(id: string, overrides: Partial<TaskRecord> = {}, crea
     labels: {},
     preferredZone: '',
     producerZone: '',
+    traceparent: '',
+    tracestate: '',
     acceptedZone: '',
     idempotencyKey: '',
     maxAttempts: 3,

@@ -30,6 +30,8 @@ describe('compileTaskSpec defaults', () => {
       labels: {},
       preferredZone: '',
       producerZone: '',
+      traceparent: '',
+      tracestate: '',
       idempotencyKey: '',
       maxAttempts: 4,
       attemptTimeoutMs: 30_000,
@@ -58,6 +60,8 @@ describe('compileTaskSpec defaults', () => {
       notBeforeMs: NOW + 1000,
       labels: { tenant: 'acme' },
       preferredZone: 'eu-west-1a',
+      traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+      tracestate: 'congo=t61rcWkgMzE',
     };
     expect(compile(raw)).toEqual({
       payload,
@@ -72,6 +76,8 @@ describe('compileTaskSpec defaults', () => {
       labels: { tenant: 'acme' },
       preferredZone: 'eu-west-1a',
       producerZone: '',
+      traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+      tracestate: 'congo=t61rcWkgMzE',
     });
   });
 
@@ -88,6 +94,8 @@ describe('compileTaskSpec defaults', () => {
     ['64 labels', { labels: Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`k${i}`, 'v'])) }],
     ['a label of 1024 characters', { labels: { k: 'v'.repeat(1023) } }],
     ['payload at the limit', { payload: new Uint8Array(1024) }],
+    ['a future traceparent version with more fields', { traceparent: '01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra' }],
+    ['a tracestate of 512 characters', { tracestate: 'k=' + 'v'.repeat(510) }],
   ])('accepts the boundary: %s', (_name, raw) => {
     expect(() => compile(raw)).not.toThrow();
   });
@@ -122,6 +130,14 @@ describe('compileTaskSpec rejects each bad field with INVALID_ARGUMENT naming th
     ['labels', { labels: { k: 'v'.repeat(1024) } }],
     ['preferred_zone', { preferredZone: 'bad zone' }],
     ['preferred_zone', { preferredZone: 'z'.repeat(129) }],
+    ['traceparent', { traceparent: 'not a traceparent' }],
+    ['traceparent', { traceparent: '00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01' }],
+    ['traceparent', { traceparent: '00-00000000000000000000000000000000-00f067aa0ba902b7-01' }],
+    ['traceparent', { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01' }],
+    ['traceparent', { traceparent: 'ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' }],
+    ['traceparent', { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-' + 'x'.repeat(300) }],
+    ['tracestate', { tracestate: 'k=' + 'v'.repeat(511) }],
+    ['tracestate', { tracestate: 'k=v\n' }],
   ])('%s: %j', (field, raw) => {
     const err = thrown(raw);
     expect(err).toBeInstanceOf(InvalidArgumentError);

@@ -1,5 +1,6 @@
 import type { PoolClient } from 'pg';
 import { PG_MIGRATION_001_INIT } from './migrations/001-init';
+import { PG_MIGRATION_002_TRACE_CONTEXT } from './migrations/002-trace-context';
 
 export interface PgMigration {
   /** 1-based; recorded in zonal_migrations once applied. */
@@ -8,7 +9,10 @@ export interface PgMigration {
 }
 
 /** Every migration, in order. Append only: a shipped migration is never edited. */
-export const PG_MIGRATIONS: readonly PgMigration[] = [{ version: 1, sql: PG_MIGRATION_001_INIT }];
+export const PG_MIGRATIONS: readonly PgMigration[] = [
+  { version: 1, sql: PG_MIGRATION_001_INIT },
+  { version: 2, sql: PG_MIGRATION_002_TRACE_CONTEXT },
+];
 
 /**
  * Brings `schema` up to the newest migration. Idempotent. Everything runs in

@@ -3,7 +3,7 @@ import { emptyOutcome, type CommitBatch, type CommitOutcome } from '../../core/c
 import type { TaskRecord } from '../../core/task-fields';
 import type { ErrorInfo } from '../../errors';
 import { createLogger } from '../../log';
-import type { DispatcherEntry, HeartbeatOutcome, StoreCancelOutcome, StoreEvent, StoreHealth, SweepCandidates, TaskStore } from '../task-store';
+import type { DispatcherEntry, HeartbeatOutcome, ReadyDepth, SharedLatency, SharedLatencyRow, StoreCancelOutcome, StoreEvent, StoreHealth, SweepCandidates, TaskStore } from '../task-store';
 import { migratePostgres } from './migrate';
 import { Notifications } from './notifications';
 import { CANCEL_TASK } from './sql/cancel-task';
@@ -12,6 +12,8 @@ import { ENTER_DISPATCHER, HEARTBEAT, LEAVE_DISPATCHER } from './sql/dispatchers
 import { GET_TASK, GET_TASKS, OWNED_TASKS } from './sql/get-tasks';
 import { INSERT_TASKS, KEY_HOLDERS } from './sql/insert-tasks';
 import { PURGE } from './sql/purge';
+import { READY_DEPTH } from './sql/ready-depth';
+import { PURGE_LATENCY_SLOTS, READ_LATENCY_SLOTS, WRITE_LATENCY_SLOTS } from './sql/latency-slots';
 import { LEASE_EXPIRED, START_EXPIRED } from './sql/sweep';
 import { WRITE_STATES } from './sql/write-states';
 import { fromPgRow, insertColumns, stateColumns, type PgTaskRow } from './task-row';
@@ -247,6 +249,39 @@ export class PostgresTaskStore implements TaskStore {
     const row = (await this.query<{ keys: string; tasks: string }>(PURGE, [nowMs, finishedBeforeMs, limit], 'zonal_purge')).rows[0];
     return Number(row?.keys ?? 0) + Number(row?.tasks ?? 0);
   }
+
+  async readyDepth(nowMs: number): Promise<ReadyDepth[]> {
+    const { rows } = await this.query<{ queue: string; zone: string; n: string }>(READY_DEPTH, [nowMs], 'zonal_ready_depth');
+    return rows.map((r) => ({ queue: r.queue, zone: r.zone, count: Number(r.n) }));
+  }
+
+  readonly sharedLatency: SharedLatency = {
+    write: async (dispatcherId, rows) => {
+      if (rows.length === 0) return;
+      await this.query(
+        WRITE_LATENCY_SLOTS,
+        [dispatcherId, rows.map((r) => r.series), rows.map((r) => r.fromZone), rows.map((r) => r.toZone), rows.map((r) => r.slotMs), rows.map((r) => JSON.stringify(r.buckets)), rows.map((r) => r.sumMs)],
+        'zonal_write_latency_slots',
+      );
+    },
+    read: async (sinceMs, selfId) => {
+      const { rows } = await this.query<{ dispatcher_id: string; series: string; from_zone: string; to_zone: string; slot_ms: string; buckets: string[]; sum_ms: number }>(
+        READ_LATENCY_SLOTS,
+        [sinceMs, selfId],
+        'zonal_read_latency_slots',
+      );
+      const out = new Map<string, SharedLatencyRow[]>();
+      for (const r of rows) {
+        const list = out.get(r.dispatcher_id) ?? [];
+        list.push({ series: r.series, fromZone: r.from_zone, toZone: r.to_zone, slotMs: Number(r.slot_ms), buckets: r.buckets.map(Number), sumMs: Number(r.sum_ms) });
+        out.set(r.dispatcher_id, list);
+      }
+      return out;
+    },
+    purge: async (beforeMs) => {
+      await this.query(PURGE_LATENCY_SLOTS, [beforeMs], 'zonal_purge_latency_slots');
+    },
+  };
 
   subscribe(listener: (event: StoreEvent) => void): () => void {
     this.listeners.add(listener);

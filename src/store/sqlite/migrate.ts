@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import { MIGRATION_001_INIT } from './migrations/001-init';
 import { MIGRATION_002_OWNERSHIP } from './migrations/002-ownership';
+import { MIGRATION_003_TRACE_CONTEXT } from './migrations/003-trace-context';
 
 export interface Migration {
   /** 1-based; equals the `PRAGMA user_version` the database has once applied. */
@@ -12,6 +13,7 @@ export interface Migration {
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, sql: MIGRATION_001_INIT },
   { version: 2, sql: MIGRATION_002_OWNERSHIP },
+  { version: 3, sql: MIGRATION_003_TRACE_CONTEXT },
 ];
 
 /**

@@ -9,7 +9,7 @@ import { isTerminal } from '../../core/task-state';
 import type { ErrorInfo } from '../../errors';
 import { createLogger } from '../../log';
 import { StoreDamagedError } from '../store-errors';
-import type { DispatcherEntry, HeartbeatOutcome, StoreCancelOutcome, StoreEvent, StoreHealth, SweepCandidates, TaskStore } from '../task-store';
+import type { DispatcherEntry, HeartbeatOutcome, ReadyDepth, StoreCancelOutcome, StoreEvent, StoreHealth, SweepCandidates, TaskStore } from '../task-store';
 import { checkIntegrity, checkOrphanWal, isDamageError, moveAside } from './integrity';
 import { migrate } from './migrate';
 import { CANCEL_TASK } from './sql/cancel-task';
@@ -23,6 +23,7 @@ import { INSERT_TASK } from './sql/insert-task';
 import { NEXT_READY_AT, NEXT_SPILL_READY_AT } from './sql/next-claimable';
 import { OWNED_TASKS } from './sql/owned-tasks';
 import { DELETE_TASK, DELETE_TASK_KEY, FINISHED_TO_PURGE, PURGE_KEYS } from './sql/purge';
+import { READY_DEPTH } from './sql/ready-depth';
 import { MAX_SEQ, READ_UNFINISHED } from './sql/read-unfinished';
 import { LEASE_EXPIRED, START_EXPIRED } from './sql/sweep';
 import { TAKE_IDEMPOTENCY_KEY } from './sql/take-idempotency-key';
@@ -252,6 +253,11 @@ export class SqliteTaskStore implements TaskStore {
 
   async purge(nowMs: number, finishedBeforeMs: number, limit: number): Promise<number> {
     return this.use().purge(nowMs, finishedBeforeMs, limit);
+  }
+
+  async readyDepth(nowMs: number): Promise<ReadyDepth[]> {
+    const rows = this.use().db.prepare(READY_DEPTH).all(nowMs) as { queue: string; zone: string; n: number }[];
+    return rows.map((r) => ({ queue: r.queue, zone: r.zone, count: r.n }));
   }
 
   /** One process uses the file: there is nobody else to hear from. */
