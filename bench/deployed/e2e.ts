@@ -12,6 +12,8 @@
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client } from 'pg';
@@ -33,6 +35,10 @@ const { values } = parseArgs({
     'pg-url': { type: 'string', default: process.env['ZONAL_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test' },
     'redis-url': { type: 'string', default: 'redis://127.0.0.1:6379' },
     json: { type: 'string' },
+    // The dispatcher's admin port (metrics, heatmap) is on by default, as a user runs it; 'off' turns it off.
+    'admin-address': { type: 'string', default: '127.0.0.1:0' },
+    // Traces on: every process exports spans over OTLP/HTTP to a sink in this process.
+    tracing: { type: 'boolean', default: false },
   },
 });
 const TASKS = Number(values.tasks);
@@ -76,7 +82,7 @@ async function zonalServers(store: (i: number, dir: string) => string[], count: 
       '--grpc-address',
       '127.0.0.1:0',
       '--admin-address',
-      'off',
+      values['admin-address']!,
       '--xds-address',
       'off',
       '--log-level',
@@ -219,8 +225,28 @@ function median(list: number[]): number {
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
+/**
+ * --tracing: an OTLP/HTTP sink in this process that takes every export and
+ * counts its bytes; the children (dispatchers, producers, workers) inherit
+ * the OTEL_* variables that point at it.
+ */
+async function startTraceSink(): Promise<{ bytes: () => number; close: () => Promise<void> }> {
+  let bytes = 0;
+  const server = http.createServer((req, res) => {
+    req.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  process.env['OTEL_TRACES_EXPORTER'] = 'otlp';
+  process.env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'] = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`;
+  process.env['OTEL_METRICS_EXPORTER'] = 'none';
+  process.env['OTEL_LOGS_EXPORTER'] = 'none';
+  return { bytes: () => bytes, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
 async function main(): Promise<void> {
   const names = values.scenarios!.split(',').map((s) => s.trim()).filter(Boolean);
+  const sink = values.tracing === true ? await startTraceSink() : undefined;
   for (const name of names) if (SCENARIOS[name] === undefined) throw new Error(`unknown scenario ${name}; known: ${Object.keys(SCENARIOS).join(', ')}`);
   const runs = Number(values.runs);
   const all: RunResult[] = [];
@@ -244,6 +270,10 @@ async function main(): Promise<void> {
     console.log(
       `| ${name} | ${Math.round(tps)} | ${(tps / peerMedian).toFixed(2)}x | ${m('startP50Ms').toFixed(2)} | ${m('startP99Ms').toFixed(2)} | ${m('submitP50Ms').toFixed(2)} | ${m('serverCpuSeconds').toFixed(2)} | ${m('clientCpuSeconds').toFixed(2)} | ${(m('serverRssKiB') / 1024).toFixed(0)} |`,
     );
+  }
+  if (sink !== undefined) {
+    console.log(`tracing on: ${(sink.bytes() / 1024 / 1024).toFixed(1)} MiB of OTLP spans exported`);
+    await sink.close();
   }
   if (values.json !== undefined) writeFileSync(values.json, JSON.stringify({ tasks: TASKS, inFlight: IN_FLIGHT, slots: SLOTS, rate: RATE ?? null, runs: all }, null, 2));
 }

@@ -6,6 +6,7 @@
  * measure submit -> start.
  */
 import { stampedPayload } from './clock';
+import { startTracing } from './tracing';
 import { emit, settings, waitForLine } from './messages';
 import { driveSubmits } from './submit-loop';
 
@@ -29,6 +30,7 @@ interface Producer {
 
 async function main(): Promise<void> {
   const s = settings<Settings>();
+  const tracing = startTracing(s.sdk, 'zonal-bench-producer');
   const { ProducerClient } = require(s.sdk) as { ProducerClient: new (o: unknown) => Producer };
   const producer = new ProducerClient({ target: s.target, ...(s.batch ? { batch: s.batch } : {}) });
   await producer.ready();
@@ -37,6 +39,7 @@ async function main(): Promise<void> {
   await waitForLine('go');
   emit('done', await driveSubmits(s, () => producer.submit({ payload: stampedPayload(s.payloadBytes), queue: s.queue ?? 'default' })));
   producer.close();
+  await tracing?.shutdown();
   process.exit(0);
 }
 

@@ -6,6 +6,7 @@
  * latencies read from the payload stamps.
  */
 import { epochMs, stampOf } from './clock';
+import { startTracing } from './tracing';
 import { emit, settings } from './messages';
 import { followOrchestrator } from './worker-counts';
 
@@ -23,6 +24,7 @@ interface WorkerLike {
 
 async function main(): Promise<void> {
   const s = settings<Settings>();
+  const tracing = startTracing(s.sdk, 'zonal-bench-worker');
   const { Worker } = require(s.sdk) as { Worker: new (o: unknown) => WorkerLike };
   let goMs = Infinity;
   const latencies: number[] = [];
@@ -41,7 +43,10 @@ async function main(): Promise<void> {
     },
   });
   await worker.start();
-  await followOrchestrator(counts, latencies, (at) => (goMs = at), () => worker.close({ graceMs: 500 }));
+  await followOrchestrator(counts, latencies, (at) => (goMs = at), async () => {
+    await worker.close({ graceMs: 500 });
+    await tracing?.shutdown();
+  });
 }
 
 main().catch((err: unknown) => {

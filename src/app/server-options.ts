@@ -69,6 +69,8 @@ export interface ServerOptions {
   sloWindowMs: number;
   /** Fewest dispatch-latency samples of a pair in the window for it to be judged. */
   sloMinSamples: number;
+  /** How often dispatchers sharing a PostgreSQL store exchange their heatmap rows. */
+  heatmapShareIntervalMs: number;
   /**
    * Spans of queued, assigned and completed tasks: 'auto' (the default)
    * makes them when the OTEL_* environment asks for traces (otel-sdk.ts),
@@ -113,6 +115,7 @@ export function compileServerOptions(input: ServerOptionsInput = {}): ServerOpti
     sloIntervalMs: input.sloIntervalMs ?? 10_000,
     sloWindowMs: input.sloWindowMs ?? 300_000,
     sloMinSamples: input.sloMinSamples ?? 20,
+    heatmapShareIntervalMs: input.heatmapShareIntervalMs ?? 10_000,
     tracing: input.tracing ?? 'auto',
     core,
   };
@@ -128,6 +131,7 @@ export function compileServerOptions(input: ServerOptionsInput = {}): ServerOpti
   if (options.sloIntervalMs < 100 || options.sloIntervalMs > 600_000) throw new RangeError(`sloIntervalMs must be between 100 and 600000, got ${options.sloIntervalMs}`);
   if (options.sloWindowMs < 10_000 || options.sloWindowMs > 3_600_000) throw new RangeError(`sloWindowMs must be between 10000 and 3600000, got ${options.sloWindowMs}`);
   if (!Number.isInteger(options.sloMinSamples) || options.sloMinSamples < 1 || options.sloMinSamples > 1_000_000) throw new RangeError(`sloMinSamples must be a whole number 1..1000000, got ${options.sloMinSamples}`);
+  if (options.heatmapShareIntervalMs < 100 || options.heatmapShareIntervalMs > 600_000) throw new RangeError(`heatmapShareIntervalMs must be between 100 and 600000, got ${options.heatmapShareIntervalMs}`);
   if (!['auto', 'on', 'off'].includes(options.tracing)) throw new RangeError(`tracing must be auto, on or off, got ${String(options.tracing)}`);
   validateHttp2Keepalive(options.http2Keepalive);
   if (options.xdsHealthWindowMs < 100 || options.xdsHealthWindowMs > 60_000) {

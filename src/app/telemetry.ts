@@ -32,7 +32,7 @@ export function buildOperatorsView(options: ServerOptions, store: TaskStore, run
   const matrix = new LatencyMatrix();
   const self = { id: options.dispatcherId, zone: options.zone };
   // Shared rows carry "<zone>/<id>", as served_by does, so a page can name every dispatcher's zone.
-  const sharing = store.sharedLatency !== undefined ? new LatencySharing(store.sharedLatency, matrix, `${options.zone}/${options.dispatcherId}`, nowMs) : undefined;
+  const sharing = store.sharedLatency !== undefined ? new LatencySharing(store.sharedLatency, matrix, `${options.zone}/${options.dispatcherId}`, nowMs, options.heatmapShareIntervalMs) : undefined;
   const selfKey = `${options.zone}/${options.dispatcherId}`;
   const slo = new SloMonitor({
     matrix,

@@ -7,6 +7,7 @@ import { startServer, type RunningServer } from '../../src/app/start-server';
 import type { ServerOptionsInput } from '../../src/app/server-options';
 import { ProducerClient } from '../../src/client/producer-client';
 import { Worker, type TaskHandler } from '../../src/client/worker';
+import { PG_MIGRATIONS } from '../../src/store/postgres/migrate';
 import { FaultProxy } from '../../src/testing/fault-proxy';
 import { eventually, TEST_KEEPALIVE } from '../support/server-harness';
 import { PG_URL, pgStoreUrl, pgTestSchemas, skipWithoutPostgres } from '../support/postgres';
@@ -245,9 +246,42 @@ describe.skipIf(skipWithoutPostgres())('several dispatchers over one PostgreSQL'
     await client.connect();
     try {
       const { rows } = await client.query(`SELECT version FROM ${schema}.zonal_migrations ORDER BY version`);
-      expect(rows.map((r: { version: number }) => Number(r.version))).toEqual([1]);
+      expect(rows.map((r: { version: number }) => Number(r.version))).toEqual(PG_MIGRATIONS.map((m) => m.version));
     } finally {
       await client.end();
+    }
+  });
+
+  it("any dispatcher's heatmap shows every dispatcher's zone pairs, shared through the store", async () => {
+    const store = pgStoreUrl(schemas.next());
+    const a = await dispatcher(store, 'a', { heatmapShareIntervalMs: 200 });
+    const b = await dispatcher(store, 'b', { heatmapShareIntervalMs: 200 });
+    await worker(a, () => 'ok', 4, 'a');
+    await worker(b, () => 'ok', 4, 'b');
+    const viaA = producer(a, 'pa');
+    const viaB = producer(b, 'pb');
+    const ids = [];
+    for (let i = 0; i < 10; i++) ids.push((await viaA.submit({ payload: `a${i}`, preferredZone: 'a' })).taskId, (await viaB.submit({ payload: `b${i}`, preferredZone: 'b' })).taskId);
+    for (const id of ids) await viaA.result(id, { timeoutMs: 10_000 });
+    type Page = { dispatchers: { id: string; zone: string; self: boolean }[]; cells: { from: string; to: string; count: number }[] };
+    const page = async (server: RunningServer, rows: string): Promise<Page> => (await (await fetch(`http://${server.adminAddress}/api/heatmap?rows=${rows}`)).json()) as Page;
+    for (const server of [a, b]) {
+      const cells = async (rows: string): Promise<string> => JSON.stringify((await page(server, rows)).cells.map((c) => [c.from, c.to, c.count]));
+      await eventually(async () => (await cells('producer')) === JSON.stringify([['pa', 'a', 10], ['pb', 'b', 10]]), 10_000, `both producers' rows on ${server.options.zone}'s page`);
+      const byProducer = await page(server, 'producer');
+      expect(byProducer.cells.map((c) => [c.from, c.to, c.count])).toEqual([['pa', 'a', 10], ['pb', 'b', 10]]);
+      expect(byProducer.dispatchers.map((d) => `${d.zone}/${d.id}`).sort()).toEqual(['a/dispatcher-a', 'b/dispatcher-b']);
+      expect(byProducer.dispatchers.find((d) => d.self)!.zone).toBe(server.options.zone);
+      expect((await page(server, 'dispatcher')).cells.map((c) => [c.from, c.to, c.count])).toEqual([['a', 'a', 10], ['b', 'b', 10]]);
+    }
+    // Each dispatcher keeps its own rows in the store (rewritten, never added up twice).
+    const db = new Client({ connectionString: PG_URL });
+    await db.connect();
+    try {
+      const { rows } = await db.query(`SELECT dispatcher_id, sum((SELECT sum(x) FROM unnest(buckets) x))::int AS n FROM ${store.split('schema=')[1]}.latency_slots WHERE series = 'dispatch.producer' GROUP BY 1 ORDER BY 1`);
+      expect(rows).toEqual([{ dispatcher_id: 'a/dispatcher-a', n: 10 }, { dispatcher_id: 'b/dispatcher-b', n: 10 }]);
+    } finally {
+      await db.end();
     }
   });
 });
