@@ -65,7 +65,7 @@ export interface HeatmapCell {
   p50Ms: number | null;
   p95Ms: number | null;
   p99Ms: number | null;
-  /** The objective for the asked quantile (dispatch p95/p99 only), else null. */
+  /** The objective for the asked quantile (dispatch by producer zone, p95/p99 only), else null. */
   thresholdMs: number | null;
   /** The built-in SLO check has this pair in breach (dispatch by producer zone only). */
   breach: boolean;
@@ -78,7 +78,8 @@ export function heatmapResponse(sources: HeatmapSources, query: HeatmapQuery): o
   const { thresholds, state } = sources.slo();
   const judged = series === 'dispatch.producer';
   const cells: HeatmapCell[] = sources.matrix.summary(series, windowMs, QUANTILES[query.quantile], nowMs).map((p) => {
-    const thresholdMs = query.metric !== 'dispatch' ? undefined : query.quantile === 'p99' ? sloP99Ms(thresholds, p.from, p.to) : query.quantile === 'p95' ? sloP95Ms(thresholds, p.from, p.to) : undefined;
+    // Objectives are per producer zone -> worker zone: other rows have none.
+    const thresholdMs = !judged ? undefined : query.quantile === 'p99' ? sloP99Ms(thresholds, p.from, p.to) : query.quantile === 'p95' ? sloP95Ms(thresholds, p.from, p.to) : undefined;
     return {
       from: p.from,
       to: p.to,

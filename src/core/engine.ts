@@ -13,7 +13,7 @@ import { newEffects, pushTo, type CancelOutcome, type Effects, type EngineIdenti
 import { holdKey, SessionState, type CloseCause, type HelloSpec } from './session';
 import { heartbeatTick, retuneKeepalive } from './session-keepalive';
 import { SessionRing } from './session-ring';
-import type { TaskEvent } from './task-events';
+import type { EngineEvent, TaskEvent } from './task-events';
 import type { TaskRecord, TaskSpec } from './task-fields';
 import { canTransition, isTerminal, type TaskState } from './task-state';
 import { decideUpdate } from './update-rules';
@@ -667,16 +667,20 @@ export class Engine {
    * submits were told it failed; a retry with the same key finds one if the
    * commit did land after all); tasks taken in from a sweep are dropped too
    * (the next sweep finds them again); other changes are written again by the
-   * next commit; claims are given up.
+   * next commit; claims are given up. Returns the tasks it dropped: the
+   * events told about them (task-events.ts) were never durable and must not
+   * reach observers.
    */
-  commitFailed(): void {
+  commitFailed(): ReadonlySet<string> {
     const flight = this.pending.end();
+    const dropped = new Set<string>();
     for (const [id, snapshot] of flight.snapshots) {
       const live = this.tasks.get(id);
       if (live === undefined) continue;
       if (flight.inserted.has(id) || flight.swept.has(id)) {
         if (snapshot.idempotencyKey !== '' && this.newKeys.get(snapshot.idempotencyKey) === id) this.newKeys.delete(snapshot.idempotencyKey);
         this.dropLocal(live);
+        dropped.add(id);
         continue;
       }
       this.markDirty(live, flight.requeues.get(id) ?? 'none');
@@ -688,6 +692,8 @@ export class Engine {
       }
       this.backlog.failed(group.queue);
     }
+    if (dropped.size > 0) this.effects.events = withoutTasks(this.effects.events, dropped);
+    return dropped;
   }
 
   takeEffects(): Effects {
@@ -917,7 +923,7 @@ export class Engine {
       this.finish(task, 'FAILED', decision.error, null);
       return;
     }
-    this.effects.events.push(this.taskEvent('retried', task, { reason }));
+    this.effects.events.push(this.taskEvent('retried', task, { reason: error?.reason ?? reason }));
     this.transition(task, 'PENDING');
     task.attempt = decision.attempt;
     task.version += 1;
@@ -987,6 +993,11 @@ export class Engine {
     }
     this.offerSession(session);
   }
+}
+
+/** The events that are not about any of `tasks`. */
+export function withoutTasks(events: EngineEvent[], tasks: ReadonlySet<string>): EngineEvent[] {
+  return events.filter((e) => !('taskId' in e) || !tasks.has(e.taskId));
 }
 
 function accepted(update: WorkerUpdate, task: TaskRecord): UpdateAckOut {

@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { Engine, type Effects } from '../core/engine';
+import { Engine, withoutTasks, type Effects } from '../core/engine';
 import { systemClock, type Clock, type Random } from '../core/clock';
 import type { CoreOptions } from '../core/options';
 import type { CloseCause, HelloSpec, SessionState } from '../core/session';
@@ -152,6 +152,10 @@ export class Dispatcher {
         this.remoteWatches.committedHere(records);
       },
       delivered: () => this.deliverAll(),
+      // What observers were to hear of a dropped task never became durable.
+      dropped: (ids) => {
+        for (const effects of this.pendingEffects) effects.events = withoutTasks(effects.events, ids);
+      },
       onError: (error) => this.reportError(error, { where: 'store commit' }),
       call: (fn) => this.storeBreaker.fire(fn),
     });

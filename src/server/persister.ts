@@ -14,6 +14,8 @@ export interface PersisterHooks {
   committed(records: TaskRecord[]): void;
   /** A commit succeeded and its callbacks ran: deliver the effects that waited on it. */
   delivered(): void;
+  /** A commit failed and the engine dropped these tasks (new ones, ones taken in from a sweep). */
+  dropped?(taskIds: ReadonlySet<string>): void;
   /** A failed commit, or a post-commit step that threw. Must not throw. */
   onError(error: Error): void;
   /** Every store call goes through this (the store's circuit breaker). */
@@ -113,7 +115,8 @@ export class Persister {
         try {
           outcome = await this.hooks.call(() => this.store.commit(batch));
         } catch (err) {
-          this.engine.commitFailed();
+          const dropped = this.engine.commitFailed();
+          if (dropped.size > 0) this.hooks.dropped?.(dropped);
           this.reconcileDue = true;
           throw err;
         }

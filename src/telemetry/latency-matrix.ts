@@ -125,7 +125,7 @@ export class LatencyMatrix {
   /** Every pair of a series with samples in the window, with its quantiles. */
   summary(series: Series, windowMs: number, quantile: number, nowMs: number): PairSummary[] {
     const merged = new Map<string, Cell>();
-    this.each(series, nowMs - windowMs, (from, to, _slotMs, counts, sumMs) => {
+    this.each(series, firstSlotMs(nowMs, windowMs), (from, to, _slotMs, counts, sumMs) => {
       const key = `${from}\u0000${to}`;
       let cell = merged.get(key);
       if (cell === undefined) {
@@ -155,7 +155,7 @@ export class LatencyMatrix {
 
   /** One pair's histogram per slot over the window, oldest first (every slot, empty ones too). */
   timeline(series: Series, from: string, to: string, windowMs: number, nowMs: number): { startMs: number; counts: number[] }[] {
-    const first = slotStart(nowMs - windowMs + SLOT_MS);
+    const first = firstSlotMs(nowMs, windowMs);
     const slots = new Map<number, Float64Array>();
     for (let t = first; t <= nowMs; t += SLOT_MS) slots.set(t, new Float64Array(BUCKETS));
     this.each(series, first, (f, t, slotMs, counts) => {
@@ -177,6 +177,15 @@ export class LatencyMatrix {
       for (const row of rows.values()) if (row.series === series && row.slotMs >= since) fn(row.fromZone, row.toZone, row.slotMs, row.buckets, row.sumMs);
     }
   }
+}
+
+/**
+ * The oldest slot a window covers: the slot now is in, and the ones before
+ * it, windowMs / SLOT_MS slots in all (the oldest may start up to a slot
+ * before now - windowMs). The matrix and the pair's timeline use the same.
+ */
+export function firstSlotMs(nowMs: number, windowMs: number): number {
+  return slotStart(nowMs) - windowMs + SLOT_MS;
 }
 
 export function slotStart(ms: number): number {

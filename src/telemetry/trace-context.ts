@@ -16,6 +16,9 @@ export interface TraceCarrier {
   tracestate: string;
 }
 
+/** version-traceid-spanid-flags, lower-case hex, version not ff; a version-00 traceparent has nothing after the flags. */
+const TRACEPARENT = /^(?!ff)[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(?:$|-)/;
+
 export const NO_TRACE: TraceCarrier = Object.freeze({ traceparent: '', tracestate: '' });
 
 /** The carrier of a span's context; empty when the context is not valid (no tracer provider, no parent). */
@@ -29,7 +32,7 @@ export function carrierOf(span: Span): TraceCarrier {
 /** The remote span context a carrier names, or undefined when it names none. */
 export function spanContextOf(carrier: TraceCarrier): SpanContext | undefined {
   const tp = carrier.traceparent;
-  if (tp.length < 55 || tp[2] !== '-' || tp[35] !== '-' || tp[52] !== '-') return undefined;
+  if (!TRACEPARENT.test(tp)) return undefined;
   const traceId = tp.slice(3, 35);
   const spanId = tp.slice(36, 52);
   const flags = Number.parseInt(tp.slice(53, 55), 16);

@@ -9,7 +9,7 @@
  */
 import { ManualClock, type Random } from '../../src/core/clock';
 import type { CommitBatch } from '../../src/core/commit-batch';
-import { Engine, type AssignmentOut, type CancelOut, type Effects } from '../../src/core/engine';
+import { Engine, withoutTasks, type AssignmentOut, type CancelOut, type Effects } from '../../src/core/engine';
 import { compileCoreOptions, type CoreOptions, type CoreOptionsInput } from '../../src/core/options';
 import type { KeepalivePolicyOptions } from '../../src/core/keepalive-policy';
 import { MemoryStoreCore } from './memory-task-store';
@@ -209,6 +209,8 @@ export class CoreHarness {
   private keepaliveUpdates: Effects['keepaliveUpdates'] = [];
   /** Effects taken from the engine, waiting for the next commit. */
   private pending: Effects[] = [];
+  /** The engine's events as the adapter hands them to observers (after the commit that carried them). */
+  readonly events: Effects['events'] = [];
   private commitsToFail = 0;
   private workerNo = 0;
   /** The batches committed, newest last. */
@@ -243,6 +245,7 @@ export class CoreHarness {
 
   /** Delivers effects as the adapter does after a durable commit: assignments only while still current. */
   private deliver(effects: Effects): void {
+    this.events.push(...effects.events);
     for (const [sessionId, list] of effects.assignments) {
       for (const a of list) {
         if (this.engine.isAssigned(sessionId, a.task.id, a.attempt)) this.assignments.push({ ...a, task: this.task(a.task.id), sessionId, taskId: a.task.id });
@@ -275,7 +278,9 @@ export class CoreHarness {
     }
     if (this.commitsToFail > 0) {
       this.commitsToFail -= 1;
-      this.engine.commitFailed();
+      const dropped = this.engine.commitFailed();
+      // As the dispatcher does: what was told of a dropped task never became durable.
+      for (const effects of this.pending) effects.events = withoutTasks(effects.events, dropped);
       return [];
     }
     this.batches.push(batch);

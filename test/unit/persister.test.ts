@@ -24,11 +24,12 @@ function fakeEngine(): PersisterEngine & { dirty: TaskRecord[]; succeeded: strin
       engine.succeeded.push(records.map((r) => r.id));
       return records;
     },
-    commitFailed(): void {
+    commitFailed(): ReadonlySet<string> {
       engine.failed += 1;
       // As the engine does with changes (not new tasks): written again next time.
       engine.dirty.push(...(inFlight ?? []));
       inFlight = undefined;
+      return new Set();
     },
     reconcile(owned: readonly TaskRecord[]): void {
       engine.reconciled.push(owned.map((r) => r.id));
