@@ -14,7 +14,7 @@
  * - ZONAL_TRACE=name1,name2 (or "all"): the debug lines of those modules
  *   (the names given to createLogger), whatever the level.
  */
-import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
+import type { DestinationStream, Logger as PinoLogger } from 'pino';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 
@@ -91,7 +91,19 @@ function prettyLines(): (line: string) => string {
  * bindings, because a pino child keeps its own level and would miss
  * setLogLevel.
  */
-const root: PinoLogger = pino(
+/** Decided when the module loads, from the environment and whether stderr is a terminal then. */
+const FORMAT = chooseFormat();
+let rootLogger: PinoLogger | undefined;
+
+/** Lazy: an SDK process that never logs (or logs below the level) never loads pino (~30 ms of import). */
+function root(): PinoLogger {
+  rootLogger ??= makeRoot();
+  return rootLogger;
+}
+
+function makeRoot(): PinoLogger {
+  const { pino } = require('pino') as typeof import('pino');
+  return pino(
   {
     level: threshold,
     base: null, // no pid, no hostname
@@ -103,8 +115,9 @@ const root: PinoLogger = pino(
     // Errors are already plain by then; keep pino's err serializer from reshaping an `err` field.
     serializers: { err: (value: unknown) => value },
   },
-  stderrDestination(chooseFormat() === 'pretty' ? prettyLines() : (line) => line),
-);
+  stderrDestination(FORMAT === 'pretty' ? prettyLines() : (line) => line),
+  );
+}
 
 /** Debug lines of ZONAL_TRACE modules: a child that stays at debug whatever `threshold` is. */
 let tracer: PinoLogger | undefined;
@@ -113,11 +126,11 @@ export function setLogLevel(level: LogLevel): void {
   const parsed = parseLevel(level);
   if (parsed === undefined) {
     // The CLI passes its --log-level flag through unchecked: say so rather than throw.
-    root.warn({ mod: 'log', msg: 'unknown log level; the level stays as it was', asked: level, kept: threshold });
+    root().warn({ mod: 'log', msg: 'unknown log level; the level stays as it was', asked: level, kept: threshold });
     return;
   }
   threshold = parsed;
-  root.level = parsed;
+  if (rootLogger !== undefined) rootLogger.level = parsed;
 }
 
 export function currentLogLevel(): LogLevel {
@@ -132,13 +145,17 @@ export interface Logger {
 }
 
 export function createLogger(name: string): Logger {
-  const write = (target: PinoLogger, level: Exclude<LogLevel, 'silent'>, msg: string, fields?: Record<string, unknown>): void => {
+  const write = (target: () => PinoLogger, level: Exclude<LogLevel, 'silent'>, msg: string, fields?: Record<string, unknown>): void => {
+    // Below the level nothing is built (and pino is not loaded).
+    if (target === root && LEVELS.indexOf(level) < LEVELS.indexOf(threshold)) return;
+    const logger = target();
     // msg goes in the object, not as pino's message argument, so it comes before the fields, as it always has.
-    if (target.isLevelEnabled(level)) target[level]({ mod: name, msg, ...fields });
+    if (logger.isLevelEnabled(level)) logger[level]({ mod: name, msg, ...fields });
   };
   const isTraced = traced.has(name) || traced.has('all');
+  const traceTarget = (): PinoLogger => (tracer ??= root().child({}, { level: 'debug' }));
   return {
-    debug: (m, f) => write(isTraced ? (tracer ??= root.child({}, { level: 'debug' })) : root, 'debug', m, f),
+    debug: (m, f) => write(isTraced ? traceTarget : root, 'debug', m, f),
     info: (m, f) => write(root, 'info', m, f),
     warn: (m, f) => write(root, 'warn', m, f),
     error: (m, f) => write(root, 'error', m, f),
