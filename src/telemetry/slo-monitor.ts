@@ -5,6 +5,7 @@ import type { LatencyMatrix } from './latency-matrix';
 import { evaluateSlo, NO_BREACHES, type SloQuantile, type SloState, type SloTransition } from './slo-evaluator';
 
 const log = createLogger('slo');
+const MAX_PAIRS_SEEN = 33 * 33;
 
 export interface SloMonitorOptions {
   matrix: LatencyMatrix;
@@ -70,7 +71,8 @@ export class SloMonitor {
   private timer: NodeJS.Timeout | undefined;
   private readonly breaker: Breaker | undefined;
   private readonly post: (url: string, body: string, timeoutMs: number) => Promise<void>;
-  private pairsSeen: { from: string; to: string }[] = [];
+  /** Every pair judged or seen since the start (bounded by the zone labels: at most 33 x 33). */
+  private readonly seen = new Map<string, { from: string; to: string }>();
   private sending: Promise<void> = Promise.resolve();
   private stopped = false;
   webhookFailures = 0;
@@ -108,7 +110,7 @@ export class SloMonitor {
       const [from = '', to = ''] = pair.split('->');
       return { from, to, quantile: quantile as SloQuantile };
     });
-    return { state: this.state, pairsSeen: this.pairsSeen, breaching };
+    return { state: this.state, pairsSeen: [...this.seen.values()], breaching };
   }
 
   /** One evaluation (the timer calls it; tests call it directly). Returns the transitions it found. */
@@ -118,7 +120,7 @@ export class SloMonitor {
     const now = o.nowMs();
     o.matrix.prune(now);
     const pairs = o.matrix.summary('dispatch.producer', windowMs, 0.99, now);
-    this.pairsSeen = pairs.map((p) => ({ from: p.from, to: p.to }));
+    for (const p of pairs) if (this.seen.size < MAX_PAIRS_SEEN) this.seen.set(`${p.from}->${p.to}`, { from: p.from, to: p.to });
     const { state, transitions } = evaluateSlo(pairs, o.thresholds(), this.state, o.minSamples ?? 20);
     this.state = state;
     for (const t of transitions) {

@@ -76,7 +76,7 @@ describe('operators view: metrics, heatmap API and the SLO check after a workloa
       adminAddress: '127.0.0.1:0',
       config: configFile,
       sloIntervalMs: 100,
-      sloWindowMs: 10_000,
+      sloWindowMs: 60_000,
       sloMinSamples: 5,
       sloWebhookUrl: `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/slo`,
     });
@@ -180,7 +180,10 @@ describe('operators view: metrics, heatmap API and the SLO check after a workloa
   });
 
   it('the SLO check fires for the slow pair (log, gauge, webhook, page mark) and recovers when the objective allows it', async () => {
-    await eventually(async () => (await sample('zonal_slo_breach', { from_zone: 'a', to_zone: 'b', quantile: 'p99' })) === 1, 10_000, 'the breach gauge');
+    await eventually(async () => (await sample('zonal_slo_breach', { from_zone: 'a', to_zone: 'b', quantile: 'p99' })) === 1, 10_000, 'the breach gauge').catch(async (err: unknown) => {
+      console.log('SLO state:', JSON.stringify(harness.server.runtimeConfig.current.slo), (await get('/api/heatmap?window=1h')).text.slice(0, 2000));
+      throw err;
+    });
     expect(await sample('zonal_slo_breach', { from_zone: 'a', to_zone: 'a', quantile: 'p99' })).toBe(0);
     expect(await sample('zonal_slo_p99_threshold_seconds', { from_zone: 'a', to_zone: 'b' })).toBe(0.005);
     expect(await sample('zonal_slo_p99_threshold_seconds', { from_zone: 'a', to_zone: 'a' })).toBe(10);
