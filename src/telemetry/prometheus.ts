@@ -2,6 +2,7 @@ import * as client from 'prom-client';
 import type { RuntimeConfig } from '../config/runtime-config';
 import { sloP95Ms, sloP99Ms, sloPairs } from '../config/slo-thresholds';
 import { CIRCUIT_STATE_VALUE, METRICS } from './metric-names';
+import { BoundedLabels, MAX_QUEUE_LABELS, MAX_ZONE_LABELS } from './bounded-labels';
 import { MetricsObserver } from './metrics-observer';
 import type { SloQuantile } from './slo-evaluator';
 
@@ -188,6 +189,8 @@ export function createDispatcherRegistry(sources: MetricSources): DispatcherRegi
   const readyDepth = sources.readyDepth;
   if (readyDepth !== undefined) {
     let cached: { atMs: number; rows: Promise<{ queue: string; zone: string; count: number }[]> } | undefined;
+    const queues = new BoundedLabels(MAX_QUEUE_LABELS);
+    const zones = new BoundedLabels(MAX_ZONE_LABELS);
     new client.Gauge({
       name: METRICS.queueReady.name,
       help: METRICS.queueReady.help,
@@ -203,7 +206,17 @@ export function createDispatcherRegistry(sources: MetricSources): DispatcherRegi
           return [];
         });
         this.reset();
-        for (const { queue, zone, count } of rows) this.set({ queue, zone }, count);
+        // Queues and zones come from producers: bounded like every other label (the rest add up under "other").
+        const sums = new Map<string, { queue: string; zone: string; count: number }>();
+        for (const row of rows) {
+          const queue = queues.value(row.queue);
+          const zone = zones.value(row.zone);
+          const key = `${queue}\u0000${zone}`;
+          const sum = sums.get(key) ?? { queue, zone, count: 0 };
+          sum.count += row.count;
+          sums.set(key, sum);
+        }
+        for (const { queue, zone, count } of sums.values()) this.set({ queue, zone }, count);
       },
     });
   }
