@@ -1,3 +1,4 @@
+import { startTracingFromEnv } from '../telemetry/otel-sdk';
 import { ProducerClient } from '../client/producer-client';
 import { TaskFailedError } from '../errors';
 import { num, str, UsageError, type FlagSpec, type FlagValues } from './flags';
@@ -12,6 +13,7 @@ export const SUBMIT_FLAGS: FlagSpec[] = [
   { name: 'priority', env: 'ZONAL_SUBMIT_PRIORITY', type: 'number', default: 0, description: 'Priority, -1000..1000; higher runs first.' },
   { name: 'idempotency-key', env: 'ZONAL_SUBMIT_IDEMPOTENCY_KEY', type: 'string', description: 'Idempotency key (with --count > 1, "-{i}" is appended).' },
   { name: 'max-attempts', env: 'ZONAL_SUBMIT_MAX_ATTEMPTS', type: 'number', description: 'Attempts before the task fails (default: the dispatcher default).' },
+  { name: 'zone', env: 'ZONAL_ZONE', type: 'string', default: '', description: "The producer's zone, recorded on each task (default: the xDS bootstrap's locality for an xds: target)." },
   { name: 'delay-ms', env: 'ZONAL_SUBMIT_DELAY_MS', type: 'number', default: 0, description: 'Do not start before now + delay.' },
   { name: 'wait', env: 'ZONAL_SUBMIT_WAIT', type: 'boolean', default: false, description: 'Wait for each task to finish and print its outcome.' },
   { name: 'timeout-ms', env: 'ZONAL_SUBMIT_TIMEOUT_MS', type: 'number', default: 60_000, description: 'With --wait: give up waiting after this long.' },
@@ -20,7 +22,10 @@ export const SUBMIT_FLAGS: FlagSpec[] = [
 export async function submitCommand(values: FlagValues): Promise<void> {
   const count = num(values, 'count') ?? 1;
   if (!Number.isInteger(count) || count < 1 || count > 1_000_000) throw new UsageError('--count must be 1..1000000');
-  const producer = new ProducerClient({ target: str(values, 'target') });
+  const zone = str(values, 'zone');
+  // With OTEL_* set, each submit's zonal.submit span is exported and the task carries its trace context.
+  const tracing = startTracingFromEnv('zonal-submit');
+  const producer = new ProducerClient({ target: str(values, 'target'), ...(zone !== '' ? { zone } : {}) });
   const key = str(values, 'idempotency-key');
   const delayMs = num(values, 'delay-ms') ?? 0;
   const maxAttempts = num(values, 'max-attempts');
@@ -54,6 +59,7 @@ export async function submitCommand(values: FlagValues): Promise<void> {
     await Promise.all(jobs);
   } finally {
     producer.close();
+    await tracing?.shutdown();
   }
   if (failures > 0) process.exitCode = 3;
 }

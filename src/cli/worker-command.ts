@@ -1,3 +1,4 @@
+import { startTracingFromEnv } from '../telemetry/otel-sdk';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker, type TaskHandler } from '../client/worker';
@@ -56,6 +57,8 @@ export async function workerCommand(values: FlagValues): Promise<void> {
   const handlerPath = str(values, 'handler');
   const handler = handlerPath !== '' ? await loadHandler(handlerPath) : demoHandler(num(values, 'sleep-ms') ?? 0, failRate);
   const workerId = str(values, 'worker-id');
+  // With OTEL_* set, the worker's zonal.execute spans are exported (otel-sdk.ts).
+  const tracing = startTracingFromEnv('zonal-worker');
   const worker = new Worker({
     target: str(values, 'target'),
     handler,
@@ -68,10 +71,13 @@ export async function workerCommand(values: FlagValues): Promise<void> {
   await worker.start({ deadlineMs: 30_000 });
   process.stdout.write(JSON.stringify({ event: 'worker-running', workerId: worker.workerId, sessionId: worker.sessionId, pid: process.pid }) + '\n');
   const stop = (): void => {
-    worker.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
+    worker
+      .close()
+      .then(() => tracing?.shutdown())
+      .then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
