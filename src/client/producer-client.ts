@@ -170,12 +170,43 @@ export class ProducerClient {
     return this.breaker.state();
   }
 
-  /** Streams the task's state and every change until it is terminal; the server then ends the stream. */
+  /**
+   * Streams the task's state and every change until it is terminal; the
+   * server then ends the stream. A watch that breaks (its dispatcher died,
+   * restarted or moved the client away: UNAVAILABLE) is opened again, with
+   * the call policy's backoff, until `timeoutMs`: through xds:/// the channel
+   * picks another dispatcher, and on a shared store (PostgreSQL) any
+   * dispatcher knows the task. A state already yielded (same or older
+   * version) is not yielded again.
+   */
   async *watch(taskId: string, options: { timeoutMs?: number } = {}): AsyncGenerator<TaskInfo> {
-    const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
+    const deadlineMs = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
+    let lastVersion = -1;
+    for (let retry = 1; ; retry++) {
+      try {
+        let terminal = false;
+        // Read to the end: the dispatcher ends the stream right after the terminal state (no RST_STREAM from us).
+        for await (const info of this.watchOnce(taskId, deadlineMs)) {
+          if (terminal || info.version <= lastVersion) continue;
+          lastVersion = info.version;
+          terminal = isTerminal(info.state);
+          yield info;
+        }
+        return;
+      } catch (err) {
+        if (!(err instanceof ZonalError) || err.code !== Status.UNAVAILABLE || this.closed) throw err;
+        const delayMs = backoffDelayMs(this.policy.backoff, retry, Math.random);
+        if (Date.now() + delayMs >= deadlineMs) throw err;
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+      }
+    }
+  }
+
+  /** One WatchTask stream, as the server sends it. */
+  private async *watchOnce(taskId: string, deadlineMs: number): AsyncGenerator<TaskInfo> {
     const call = (this.client as unknown as { WatchTask: (req: unknown, opts: grpc.CallOptions) => grpc.ClientReadableStream<WireTaskInfo> }).WatchTask(
       { taskId },
-      { deadline },
+      { deadline: deadlineMs },
     );
     let finished = false;
     call.on('status', () => (finished = true));
@@ -193,28 +224,13 @@ export class ProducerClient {
   }
 
   /**
-   * Waits for the task to finish; returns its result or throws TaskFailedError.
-   * A watch that breaks (its dispatcher died, restarted or moved the client
-   * away: UNAVAILABLE) is opened again, with the call policy's backoff, until
-   * `timeoutMs`: through xds:/// the channel picks another dispatcher, and on
-   * a shared store (PostgreSQL) any dispatcher knows the task.
+   * Waits for the task to finish; returns its result or throws
+   * TaskFailedError. Follows the task through `watch`, so it outlives its
+   * dispatcher as `watch` does.
    */
   async result(taskId: string, options: { timeoutMs?: number } = {}): Promise<Buffer> {
-    const deadlineMs = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
     let last: TaskInfo | undefined;
-    for (let retry = 1; ; retry++) {
-      try {
-        const remainingMs = deadlineMs - Date.now();
-        // Read to the end: the dispatcher ends the stream right after the terminal state.
-        for await (const info of this.watch(taskId, remainingMs === Infinity ? {} : { timeoutMs: Math.max(1, remainingMs) })) last = info;
-        break;
-      } catch (err) {
-        if (!(err instanceof ZonalError) || err.code !== Status.UNAVAILABLE || this.closed) throw err;
-        const delayMs = backoffDelayMs(this.policy.backoff, retry, Math.random);
-        if (Date.now() + delayMs >= deadlineMs) throw err;
-        await new Promise((resolve) => setTimeout(resolve, delayMs));
-      }
-    }
+    for await (const info of this.watch(taskId, options)) last = info;
     if (last === undefined || !isTerminal(last.state)) throw new ZonalError('DEADLINE_EXCEEDED', `task ${taskId} did not finish in time`);
     if (last.state !== 'COMPLETED') throw new TaskFailedError(taskId, last.state, last.error ?? undefined);
     return last.result ?? Buffer.alloc(0);

@@ -26,10 +26,18 @@ export async function startGrpcService(dispatcher: Dispatcher, options: GrpcServ
     'grpc.max_send_message_length': options.maxMessageBytes,
     ...serverKeepaliveOptions(options.http2Keepalive),
   });
-  server.addService(dispatcherService().definition, dispatcherHandlers(dispatcher, options.helloTimeoutMs));
+  const { handlers, endWatches } = dispatcherHandlers(dispatcher, options.helloTimeoutMs);
+  server.addService(dispatcherService().definition, handlers);
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(options.address, grpc.ServerCredentials.createInsecure(), (err, boundPort) => (err ? reject(err) : resolve(boundPort)));
   });
   const host = options.address.slice(0, options.address.lastIndexOf(':')).replace(/^\[|\]$/g, '');
-  return { address: `${host}:${port}`, stop: () => shutdownGrpcServer(server, 2_000) };
+  return {
+    address: `${host}:${port}`,
+    stop: () => {
+      // Watches never end by themselves: end them as UNAVAILABLE (retry elsewhere), not cancelled by the forced shutdown.
+      endWatches();
+      return shutdownGrpcServer(server, 2_000);
+    },
+  };
 }

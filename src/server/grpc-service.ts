@@ -42,7 +42,20 @@ function unary<Req, Res>(
 }
 
 /** The gRPC handlers of zonal.v1.Dispatcher: validate, call the Dispatcher, encode. */
-export function dispatcherHandlers(dispatcher: Dispatcher, helloTimeoutMs: number): grpc.UntypedServiceImplementation {
+/** The service's handlers, and what its server does before it stops: end the open watches. */
+export interface DispatcherHandlers {
+  handlers: grpc.UntypedServiceImplementation;
+  /**
+   * Ends every open WatchTask stream with UNAVAILABLE (SHUTTING_DOWN), so a
+   * watcher opens its watch again elsewhere (the SDK does) rather than
+   * seeing it cancelled.
+   */
+  endWatches(): void;
+}
+
+export function dispatcherHandlers(dispatcher: Dispatcher, helloTimeoutMs: number): DispatcherHandlers {
+  /** Open WatchTask calls: each ends itself with an error status. */
+  const openWatches = new Set<(error: ReturnType<Dispatcher['toStatus']>) => void>();
   const submitOne = async (req: WireSubmitRequest): Promise<WireSubmitResponse> => {
     const [outcome] = await dispatcher.submit([decodeSubmit(req)]);
     if (outcome === undefined) throw new ZonalError('INTERNAL', 'submit produced no result');
@@ -83,31 +96,37 @@ export function dispatcherHandlers(dispatcher: Dispatcher, helloTimeoutMs: numbe
     }
     let ended = false;
     let stop: (() => void) | undefined;
+    const fail = (status: ReturnType<Dispatcher['toStatus']>): void => {
+      if (ended) return;
+      ended = true;
+      openWatches.delete(fail);
+      stop?.();
+      call.emit('error', status);
+    };
+    openWatches.add(fail);
     const end = (): void => {
       if (ended) return;
       ended = true;
+      openWatches.delete(fail);
       stop?.();
       call.end();
     };
     call.on('cancelled', () => {
       ended = true;
+      openWatches.delete(fail);
       stop?.();
     });
     dispatcher
       .watch(taskId, (record) => !ended && call.write(encodeTaskInfo(record)), end)
       .then((unsubscribe) => {
         if (unsubscribe === undefined) {
-          ended = true;
-          call.emit('error', dispatcher.toStatus(notFound(taskId)));
+          fail(dispatcher.toStatus(notFound(taskId)));
           return;
         }
         stop = unsubscribe;
         if (ended) unsubscribe();
       })
-      .catch((err: unknown) => {
-        ended = true;
-        call.emit('error', dispatcher.toStatus(err));
-      });
+      .catch((err: unknown) => fail(dispatcher.toStatus(err)));
   };
 
   const connect: grpc.handleBidiStreamingCall<WireWorkerMessage, Outgoing<WireDispatcherMessage>> = (call) => {
@@ -118,7 +137,7 @@ export function dispatcherHandlers(dispatcher: Dispatcher, helloTimeoutMs: numbe
     new WorkerStream(dispatcher, call, helloTimeoutMs);
   };
 
-  return {
+  const handlers = {
     Submit: unary(dispatcher, submitOne),
     SubmitBatch: unary(dispatcher, submitBatch),
     GetTask: unary(dispatcher, getTask),
@@ -126,4 +145,11 @@ export function dispatcherHandlers(dispatcher: Dispatcher, helloTimeoutMs: numbe
     WatchTask: watchTask,
     Connect: connect,
   } as grpc.UntypedServiceImplementation;
+  return {
+    handlers,
+    endWatches() {
+      const status = dispatcher.toStatus(new ZonalError('SHUTTING_DOWN', 'the dispatcher is stopping; watch the task again through another one'));
+      for (const fail of [...openWatches]) fail(status);
+    },
+  };
 }
