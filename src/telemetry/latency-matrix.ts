@@ -181,8 +181,9 @@ export class LatencyMatrix {
 
 /**
  * The oldest slot a window covers: the slot now is in, and the ones before
- * it, windowMs / SLOT_MS slots in all (the oldest may start up to a slot
- * before now - windowMs). The matrix and the pair's timeline use the same.
+ * it, windowMs / SLOT_MS slots in all: the oldest starts at or after
+ * now - windowMs, so a window reaches back between windowMs - SLOT_MS and
+ * windowMs. The matrix and the pair's timeline use the same.
  */
 export function firstSlotMs(nowMs: number, windowMs: number): number {
   return slotStart(nowMs) - windowMs + SLOT_MS;
