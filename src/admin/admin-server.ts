@@ -20,9 +20,15 @@ export type Route = (url: URL) => RouteAnswer | Promise<RouteAnswer>;
 /** A small HTTP server of read-only routes, for health, status and metrics. */
 export function startHttpServer(host: string, port: number, routes: Record<string, Route>): Promise<http.Server> {
   const server = http.createServer((req, res) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { 'content-type': 'text/plain', allow: 'GET, HEAD' });
+      res.end('method not allowed: the admin port answers GET and HEAD only\n');
+      return;
+    }
     let url: URL;
     try {
-      url = new URL(req.url ?? '/', 'http://admin');
+      // The request target is a path: "//x/../metrics" must stay a path, not become a host.
+      url = new URL(`http://admin${(req.url ?? '/').startsWith('/') ? (req.url ?? '/') : `/${req.url ?? ''}`}`);
     } catch {
       res.writeHead(400, { 'content-type': 'text/plain' });
       res.end('bad request: unreadable URL\n');

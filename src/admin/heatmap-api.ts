@@ -1,4 +1,5 @@
 import { sloP95Ms, sloP99Ms, type SloThresholds } from '../config/slo-thresholds';
+import { NAME_PATTERN } from '../core/task-fields';
 import { LATENCY_BUCKETS_MS } from '../telemetry/latency-buckets';
 import { SLOT_MS, WINDOWS_MS, type LatencyMatrix, type Series, type WindowName } from '../telemetry/latency-matrix';
 import { sloKey, type SloState } from '../telemetry/slo-evaluator';
@@ -24,6 +25,9 @@ export class HeatmapQueryError extends Error {}
 
 /** Parses the query string; an unknown value is a 400 that names the allowed ones. */
 export function parseHeatmapQuery(search: URLSearchParams): HeatmapQuery {
+  for (const name of new Set(search.keys())) {
+    if (search.getAll(name).length > 1) throw new HeatmapQueryError(`${name.slice(0, 40)} is given more than once`);
+  }
   const pick = <T extends string>(name: string, allowed: readonly T[], fallback: T): T => {
     const value = search.get(name);
     if (value === null || value === '') return fallback;
@@ -33,7 +37,8 @@ export function parseHeatmapQuery(search: URLSearchParams): HeatmapQuery {
   const metric = pick('metric', ['dispatch', 'rtt'] as const, 'dispatch');
   const query: HeatmapQuery = {
     metric,
-    rows: metric === 'rtt' ? 'dispatcher' : pick('rows', ['producer', 'dispatcher'] as const, 'producer'),
+    // Checked for rtt too (where it is always dispatcher), so a typo is never silently ignored.
+    rows: ((rows) => (metric === 'rtt' ? 'dispatcher' : rows))(pick('rows', ['producer', 'dispatcher'] as const, 'producer')),
     quantile: pick('quantile', ['p50', 'p95', 'p99'] as const, 'p99'),
     window: pick('window', Object.keys(WINDOWS_MS) as WindowName[], '5m'),
   };
@@ -41,7 +46,8 @@ export function parseHeatmapQuery(search: URLSearchParams): HeatmapQuery {
   const to = search.get('to');
   if ((from === null) !== (to === null)) throw new HeatmapQueryError('from and to go together: both, or neither');
   if (from !== null && to !== null) {
-    if (from.length > 128 || to.length > 128) throw new HeatmapQueryError('from and to are zone names of at most 128 characters');
+    // A zone the producer did not name is "" (allowed); otherwise a zone name as everywhere else.
+    for (const zone of [from, to]) if (zone !== '' && !NAME_PATTERN.test(zone)) throw new HeatmapQueryError(`from and to are zone names (${NAME_PATTERN}), got "${zone.slice(0, 40)}"`);
     query.from = from;
     query.to = to;
   }

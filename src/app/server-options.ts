@@ -127,6 +127,7 @@ export function compileServerOptions(input: ServerOptionsInput = {}): ServerOpti
       throw new RangeError(`sloWebhookUrl must be an http(s) URL, got "${options.sloWebhookUrl.slice(0, 100)}"`);
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new RangeError(`sloWebhookUrl must be an http(s) URL, got "${url.protocol}"`);
+    if (url.username !== '' || url.password !== '') throw new RangeError('sloWebhookUrl must not carry a user or password (fetch refuses them, and logs would show them): put a token in its path or query');
   }
   if (options.sloIntervalMs < 100 || options.sloIntervalMs > 600_000) throw new RangeError(`sloIntervalMs must be between 100 and 600000, got ${options.sloIntervalMs}`);
   if (options.sloWindowMs < 10_000 || options.sloWindowMs > 3_600_000) throw new RangeError(`sloWindowMs must be between 10000 and 3600000, got ${options.sloWindowMs}`);

@@ -49,7 +49,8 @@ export function buildOperatorsView(options: ServerOptions, store: TaskStore, run
   const observers: EngineObserver[] = [new HeatmapObserver(matrix)];
   const tracingOn = options.tracing === 'on' || (options.tracing === 'auto' && tracingRequested());
   let tracing: TracingHandle | undefined;
-  if (options.tracing === 'auto' && tracingOn) tracing = startTracingFromEnv('zonal-dispatcher');
+  // 'on' makes spans whatever OTEL_* says; they are exported by the SDK when OTEL_* asks, or by a provider the embedding process registered.
+  if (tracingOn && tracingRequested()) tracing = startTracingFromEnv('zonal-dispatcher');
   if (tracingOn) observers.push(new TracingObserver());
 
   const dispatchers = (): { id: string; zone: string; self: boolean }[] => [

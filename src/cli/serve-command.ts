@@ -2,7 +2,7 @@ import { setLogLevel, type LogLevel } from '../log';
 import { startServer } from '../app/start-server';
 import type { KeepalivePolicyOptions } from '../core/keepalive-policy';
 import type { ServerOptionsInput } from '../app/server-options';
-import { num, str, type FlagSpec, type FlagValues } from './flags';
+import { num, str, UsageError, type FlagSpec, type FlagValues } from './flags';
 
 export const SERVE_SUMMARY = 'Runs a dispatcher: tasks in --store (SQLite under --data-dir by default, or PostgreSQL shared by several dispatchers), gRPC on --grpc-address, health on --admin-address.';
 
@@ -128,7 +128,9 @@ export function serveOptions(values: FlagValues): ServerOptionsInput {
 }
 
 export async function serveCommand(values: FlagValues): Promise<void> {
-  setLogLevel(str(values, 'log-level') as LogLevel);
+  const level = str(values, 'log-level');
+  if (!['debug', 'info', 'warn', 'error', 'silent'].includes(level)) throw new UsageError(`--log-level must be debug, info, warn, error or silent, got "${level.slice(0, 40)}"`);
+  setLogLevel(level as LogLevel);
   const server = await startServer(serveOptions(values));
   // Machine-readable readiness line for scripts and tests.
   process.stdout.write(

@@ -13,7 +13,7 @@ import { newEffects, pushTo, type CancelOutcome, type Effects, type EngineIdenti
 import { holdKey, SessionState, type CloseCause, type HelloSpec } from './session';
 import { heartbeatTick, retuneKeepalive } from './session-keepalive';
 import { SessionRing } from './session-ring';
-import type { EngineEvent, TaskEvent } from './task-events';
+import { taskEvent, type EngineEvent, type TaskEvent } from './task-events';
 import type { TaskRecord, TaskSpec } from './task-fields';
 import { canTransition, isTerminal, type TaskState } from './task-state';
 import { decideUpdate } from './update-rules';
@@ -703,7 +703,7 @@ export class Engine {
   }
 
   /** The heartbeat interval in force, averaged over the open sessions of each worker zone. */
-  keepaliveIntervals(): { zone: string; meanMs: number }[] {
+  keepaliveIntervals(): { zone: string; meanMs: number; sessions: number }[] {
     const sums = new Map<string, { total: number; n: number }>();
     for (const session of this.sessions.values()) {
       const sum = sums.get(session.zone) ?? { total: 0, n: 0 };
@@ -711,7 +711,7 @@ export class Engine {
       sum.n += 1;
       sums.set(session.zone, sum);
     }
-    return [...sums].map(([zone, { total, n }]) => ({ zone, meanMs: total / n }));
+    return [...sums].map(([zone, { total, n }]) => ({ zone, meanMs: total / n, sessions: n }));
   }
 
   /** Counts for health pages and tests. */
@@ -964,22 +964,9 @@ export class Engine {
     this.effects.events.push(this.taskEvent('finished', task, { outcome: state, reason: error?.reason ?? '' }));
   }
 
-  /** An event about `task` as it is now (its zones, attempt and trace context). */
-  private taskEvent<K extends TaskEvent['kind']>(kind: K, task: TaskRecord, extra: Omit<Extract<TaskEvent, { kind: K }>, keyof TaskRecord | 'kind' | 'taskId' | 'atMs' | 'producerZone' | 'dispatcherZone' | 'workerZone' | 'queue' | 'attempt' | 'createdMs' | 'traceparent' | 'tracestate'>): TaskEvent {
-    return {
-      kind,
-      taskId: task.id,
-      queue: task.queue,
-      attempt: task.attempt,
-      atMs: this.nowMs,
-      createdMs: task.createdMs,
-      producerZone: task.producerZone,
-      dispatcherZone: kind === 'submitted' ? task.acceptedZone : task.dispatcherZone,
-      workerZone: task.workerZone,
-      traceparent: task.traceparent,
-      tracestate: task.tracestate,
-      ...extra,
-    } as TaskEvent;
+  /** An event about `task` as it is now. */
+  private taskEvent<K extends TaskEvent['kind']>(kind: K, task: TaskRecord, extra: Parameters<typeof taskEvent<K>>[3]): TaskEvent {
+    return taskEvent(kind, task, this.nowMs, extra);
   }
 
   private refused(workerZone: string, reason: string): void {

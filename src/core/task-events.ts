@@ -1,4 +1,5 @@
 import type { CloseCause } from './session';
+import type { TaskRecord } from './task-fields';
 
 /**
  * What the engine observed, as plain data: the observation seam. The
@@ -81,4 +82,25 @@ export type EngineEvent = TaskEvent | UpdateRefusedEvent | RttSampleEvent | Sess
 /** Receives the engine's events once durable; an adapter must not throw (the dispatcher counts and logs what it throws). */
 export interface EngineObserver {
   onEvents(events: readonly EngineEvent[]): void;
+}
+
+/** The fields every task event takes from its task. */
+type FromTask = 'taskId' | 'queue' | 'attempt' | 'atMs' | 'createdMs' | 'producerZone' | 'dispatcherZone' | 'workerZone' | 'traceparent' | 'tracestate' | 'kind';
+
+/** An event about `task` as it is at `atMs` (its zones, attempt and trace context): the one place that builds them. */
+export function taskEvent<K extends TaskEvent['kind']>(kind: K, task: TaskRecord, atMs: number, extra: Omit<Extract<TaskEvent, { kind: K }>, FromTask>): TaskEvent {
+  return {
+    kind,
+    taskId: task.id,
+    queue: task.queue,
+    attempt: task.attempt,
+    atMs,
+    createdMs: task.createdMs,
+    producerZone: task.producerZone,
+    dispatcherZone: kind === 'submitted' ? task.acceptedZone : task.dispatcherZone,
+    workerZone: task.workerZone,
+    traceparent: task.traceparent,
+    tracestate: task.tracestate,
+    ...extra,
+  } as TaskEvent;
 }

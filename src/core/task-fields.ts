@@ -69,7 +69,8 @@ const MAX_TRACESTATE = 512;
 function traceparent(value: unknown): string {
   const text = (value as string | undefined) ?? '';
   if (text === '') return '';
-  if (text.length > MAX_TRACEPARENT || !TRACEPARENT.test(text) || text.startsWith('ff') || text.slice(3, 35) === '0'.repeat(32) || text.slice(36, 52) === '0'.repeat(16)) {
+  // Version 00 has exactly four fields; a later version may add more after the flags.
+  if (text.length > MAX_TRACEPARENT || !TRACEPARENT.test(text) || text.startsWith('ff') || (text.startsWith('00') && text.length !== 55) || text.slice(3, 35) === '0'.repeat(32) || text.slice(36, 52) === '0'.repeat(16)) {
     throw new InvalidArgumentError('traceparent', 'must be a W3C traceparent ("00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>", ids not all zero) or empty');
   }
   return text;
@@ -329,6 +330,8 @@ export function compileTaskSpec(raw: RawSubmit, options: CoreOptions, nowMs: num
   const ctx: CompileContext = { options, nowMs };
   const spec: Record<string, unknown> = {};
   for (const field of SUBMIT_FIELDS) spec[field.name] = field.submit.compile(raw[field.name], ctx);
+  // W3C: a tracestate means nothing without the traceparent it goes with.
+  if (spec['tracestate'] !== '' && spec['traceparent'] === '') throw new InvalidArgumentError('tracestate', 'is set without a traceparent; send both or neither');
   return spec as TaskSpec;
 }
 

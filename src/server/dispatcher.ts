@@ -5,7 +5,7 @@ import type { CoreOptions } from '../core/options';
 import type { CloseCause, HelloSpec, SessionState } from '../core/session';
 import { compileTaskSpec, type RawSubmit, type TaskRecord } from '../core/task-fields';
 import type { UpdateAckOut, WorkerUpdate } from '../core/update';
-import type { EngineEvent, EngineObserver } from '../core/task-events';
+import { taskEvent, type EngineEvent, type EngineObserver } from '../core/task-events';
 import { answeredWithoutTask, withStoredTask } from '../core/update-rules';
 import { errorInfo, ZonalError, type ErrorInfo } from '../errors';
 import { createLogger } from '../log';
@@ -290,6 +290,8 @@ export class Dispatcher {
     if (stored === undefined) return undefined;
     if (stored.cancelled) {
       this.watchers.notify([stored.task]);
+      // Cancelled in the store, not through this engine: this dispatcher did it, so its observers hear of it.
+      this.observe([taskEvent('finished', stored.task, this.clock.nowMs(), { outcome: 'CANCELLED', reason: 'CANCELLED' })]);
       // Our own earlier incarnation, or this one racing a claim: the engine lets go of it.
       if (stored.previousOwner === this.owner) this.loseTask(stored.task);
     }
@@ -633,7 +635,7 @@ export class Dispatcher {
   }
 
   /** The heartbeat interval in force by worker zone (for metrics). */
-  keepaliveIntervals(): { zone: string; meanMs: number }[] {
+  keepaliveIntervals(): { zone: string; meanMs: number; sessions: number }[] {
     return this.engine.keepaliveIntervals();
   }
 

@@ -1,3 +1,4 @@
+import { BoundedLabels, MAX_ZONE_LABELS } from './bounded-labels';
 import { bucketIndex, LATENCY_BUCKETS_MS, quantileMs } from './latency-buckets';
 
 /**
@@ -56,10 +57,12 @@ export class LatencyMatrix {
   private readonly local = new Map<string, Map<number, Cell>>();
   /** dispatcher id -> series|from|to|slot -> its row; the newest copy of a row replaces the older. */
   private readonly remote = new Map<string, { rows: Map<string, SlotRow>; seenMs: number }>();
+  /** One zone budget for this dispatcher's samples and everyone else's: the matrix never holds more than 32 zones (then "other"). */
+  private readonly zones = new BoundedLabels(MAX_ZONE_LABELS);
 
   /** One sample. */
   record(series: Series, from: string, to: string, ms: number, nowMs: number): void {
-    const key = `${series}\u0000${from}\u0000${to}`;
+    const key = `${series}\u0000${this.zones.value(from)}\u0000${this.zones.value(to)}`;
     let slots = this.local.get(key);
     if (slots === undefined) {
       slots = new Map();
@@ -96,10 +99,21 @@ export class LatencyMatrix {
       this.remote.set(dispatcherId, entry);
     }
     entry.seenMs = nowMs;
+    // Rows whose zones fall under "other" here add up; a read brings every row of the slots it covers, so each slot is summed whole.
+    const merged = new Map<string, SlotRow>();
     for (const row of rows) {
       if (row.buckets.length !== BUCKETS || !(SERIES as readonly string[]).includes(row.series)) continue;
-      entry.rows.set(`${row.series}\u0000${row.fromZone}\u0000${row.toZone}\u0000${row.slotMs}`, row);
+      const fromZone = this.zones.value(row.fromZone);
+      const toZone = this.zones.value(row.toZone);
+      const key = `${row.series}\u0000${fromZone}\u0000${toZone}\u0000${row.slotMs}`;
+      const sum = merged.get(key);
+      if (sum === undefined) merged.set(key, { ...row, fromZone, toZone, buckets: [...row.buckets] });
+      else {
+        for (let i = 0; i < BUCKETS; i++) sum.buckets[i]! += row.buckets[i]!;
+        sum.sumMs += row.sumMs;
+      }
     }
+    for (const [key, row] of merged) entry.rows.set(key, row);
   }
 
   /** Dispatchers whose rows are merged in. */

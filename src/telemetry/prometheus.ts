@@ -37,9 +37,9 @@ export interface MetricSources {
   /** Ready tasks in the store by queue and zone (read at most every READY_DEPTH_CACHE_MS). */
   readyDepth?: () => Promise<{ queue: string; zone: string; count: number }[]>;
   /** Mean heartbeat interval of this dispatcher's streams, by worker zone. */
-  keepaliveIntervals?: () => { zone: string; meanMs: number }[];
+  keepaliveIntervals?: () => { zone: string; meanMs: number; sessions: number }[];
   /** The SLO check: pairs seen (for thresholds) and those in breach. */
-  slo?: () => { pairsSeen: { from: string; to: string }[]; breaching: { from: string; to: string; quantile: SloQuantile }[] };
+  slo?: () => { pairsSeen: { from: string; to: string }[]; breaching: { from: string; to: string; quantile: SloQuantile }[]; webhookFailures: number };
   /** Errors thrown by observers. */
   observerErrors?: () => number;
 }
@@ -148,6 +148,7 @@ export function createDispatcherRegistry(sources: MetricSources): DispatcherRegi
         }
         for (const { from, to, quantile } of breaching) g.set({ from_zone: from, to_zone: to, quantile }, 1);
       });
+      counter(METRICS.sloWebhookFailures, (c) => c.inc(slo().webhookFailures));
     }
     const delay = new client.Histogram({
       name: METRICS.configPublishToApply.name,
@@ -179,9 +180,19 @@ export function createDispatcherRegistry(sources: MetricSources): DispatcherRegi
   }
   const intervals = sources.keepaliveIntervals;
   if (intervals !== undefined) {
+    const workerZones = new BoundedLabels(MAX_ZONE_LABELS);
     gauge(METRICS.keepaliveInterval, (g) => {
       g.reset();
-      for (const { zone, meanMs } of intervals()) g.set({ worker_zone: zone }, meanMs / 1000);
+      // Zones come from workers' Hello: bounded, and the rest averaged under "other".
+      const sums = new Map<string, { totalMs: number; sessions: number }>();
+      for (const { zone, meanMs, sessions } of intervals()) {
+        const label = workerZones.value(zone);
+        const sum = sums.get(label) ?? { totalMs: 0, sessions: 0 };
+        sum.totalMs += meanMs * sessions;
+        sum.sessions += sessions;
+        sums.set(label, sum);
+      }
+      for (const [zone, { totalMs, sessions }] of sums) g.set({ worker_zone: zone }, totalMs / sessions / 1000);
     });
   }
   const errors = sources.observerErrors;

@@ -43,7 +43,6 @@ export function evaluateSlo(
   const breaching = new Set(previous.breaching);
   const transitions: SloTransition[] = [];
   for (const pair of pairs) {
-    if (pair.count < minSamples) continue;
     const checks: [SloQuantile, number | undefined, number | undefined][] = [
       ['p99', pair.p99Ms, sloP99Ms(thresholds, pair.from, pair.to)],
       ['p95', pair.p95Ms, sloP95Ms(thresholds, pair.from, pair.to)],
@@ -52,10 +51,11 @@ export function evaluateSlo(
       const key = sloKey(pair.from, pair.to, quantile);
       if (valueMs === undefined) continue;
       if (thresholdMs === undefined) {
-        // The objective was removed: a breach of it is over.
+        // The objective was removed: a breach of it is over, whatever the samples (thresholdMs 0 says why).
         if (breaching.delete(key)) transitions.push({ kind: 'recovery', from: pair.from, to: pair.to, quantile, valueMs, thresholdMs: 0, count: pair.count });
         continue;
       }
+      if (pair.count < minSamples) continue;
       const over = valueMs > thresholdMs;
       if (over && !breaching.has(key)) {
         breaching.add(key);

@@ -51,6 +51,15 @@ export interface SloNotice {
   atMs: number;
 }
 
+function safeUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.origin}${u.pathname}`;
+  } catch {
+    return '';
+  }
+}
+
 async function fetchPost(url: string, body: string, timeoutMs: number): Promise<void> {
   const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(timeoutMs) });
   // Drain the body so the connection is reused; its content is not used.
@@ -76,10 +85,13 @@ export class SloMonitor {
   private sending: Promise<void> = Promise.resolve();
   private stopped = false;
   webhookFailures = 0;
+  /** The webhook URL as logs show it: no query (it may hold a token). */
+  private readonly safeUrl: string;
   readonly transitions: SloTransition[] = [];
 
   constructor(private readonly options: SloMonitorOptions) {
     this.post = options.post ?? fetchPost;
+    this.safeUrl = safeUrl(options.webhookUrl ?? '');
     // Every failure of the webhook counts (not only gRPC statuses).
     this.breaker = options.webhookUrl !== undefined && options.webhookUrl !== '' ? new Breaker('slo-webhook', compileBreakerOptions({ volumeThreshold: 3, resetTimeoutMs: 30_000 }), { countsAsFailure: () => true }) : undefined;
   }
@@ -104,13 +116,13 @@ export class SloMonitor {
   }
 
   /** Pairs judged so far and the ones in breach (for metrics and the page). */
-  view(): { state: SloState; pairsSeen: { from: string; to: string }[]; breaching: { from: string; to: string; quantile: SloQuantile }[] } {
+  view(): { state: SloState; pairsSeen: { from: string; to: string }[]; breaching: { from: string; to: string; quantile: SloQuantile }[]; webhookFailures: number } {
     const breaching = [...this.state.breaching].map((key) => {
       const [pair = '', quantile = 'p99'] = key.split('|');
       const [from = '', to = ''] = pair.split('->');
       return { from, to, quantile: quantile as SloQuantile };
     });
-    return { state: this.state, pairsSeen: [...this.seen.values()], breaching };
+    return { state: this.state, pairsSeen: [...this.seen.values()], breaching, webhookFailures: this.webhookFailures };
   }
 
   /** One evaluation (the timer calls it; tests call it directly). Returns the transitions it found. */
@@ -128,6 +140,7 @@ export class SloMonitor {
       if (this.transitions.length > 100) this.transitions.shift();
       const fields = { fromZone: t.from, toZone: t.to, quantile: t.quantile, valueMs: Math.round(t.valueMs * 100) / 100, thresholdMs: t.thresholdMs, samples: t.count, windowMs };
       if (t.kind === 'breach') log.warn('SLO breach: dispatch latency between these zones is over its objective', fields);
+      else if (t.thresholdMs === 0) log.info('SLO objective removed: the breach of it ends', fields);
       else log.info('SLO recovered: dispatch latency between these zones is back within its objective', fields);
       this.notify({ event: t.kind === 'breach' ? 'slo_breach' : 'slo_recovery', fromZone: t.from, toZone: t.to, quantile: t.quantile, valueMs: t.valueMs, thresholdMs: t.thresholdMs, samples: t.count, windowMs, dispatcherId: o.dispatcher.id, dispatcherZone: o.dispatcher.zone, atMs: now });
     }
@@ -154,7 +167,7 @@ export class SloMonitor {
         const open = breaker.state() === 'OPEN';
         if (open || attempt >= attempts || this.stopped) {
           this.webhookFailures += 1;
-          log.warn('SLO webhook did not take a notice', { url, attempts: attempt, breaker: breaker.state(), error: err });
+          log.warn('SLO webhook did not take a notice', { url: this.safeUrl, attempts: attempt, breaker: breaker.state(), error: err instanceof Error ? err.message.replaceAll(url, this.safeUrl) : String(err) });
           return;
         }
         await new Promise((resolve) => setTimeout(resolve, 250 * 4 ** (attempt - 1)).unref());

@@ -174,6 +174,8 @@ describe('operators view: metrics, heatmap API and the SLO check after a workloa
     expect(ab.thresholdMs).toBe(5);
     expect(body.dispatchers).toEqual([{ id: 'ops-a', zone: 'a', self: true }]);
     expect(body.pair.slots.reduce((n, s) => n + s.counts.reduce((a, b) => a + b, 0), 0)).toBe(20);
+    expect((await fetch(`http://${admin}/api/heatmap`, { method: 'POST' })).status).toBe(405);
+    expect((await get('//x/../metrics')).status).toBe(404);
     const bad = await get('/api/heatmap?quantile=p42');
     expect(bad.status).toBe(400);
     expect(bad.text).toContain('quantile must be one of p50, p95, p99');

@@ -95,7 +95,7 @@ describe('compileTaskSpec defaults', () => {
     ['a label of 1024 characters', { labels: { k: 'v'.repeat(1023) } }],
     ['payload at the limit', { payload: new Uint8Array(1024) }],
     ['a future traceparent version with more fields', { traceparent: '01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra' }],
-    ['a tracestate of 512 characters', { tracestate: 'k=' + 'v'.repeat(510) }],
+    ['a tracestate of 512 characters', { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', tracestate: 'k=' + 'v'.repeat(510) }],
   ])('accepts the boundary: %s', (_name, raw) => {
     expect(() => compile(raw)).not.toThrow();
   });
@@ -138,6 +138,8 @@ describe('compileTaskSpec rejects each bad field with INVALID_ARGUMENT naming th
     ['traceparent', { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-' + 'x'.repeat(300) }],
     ['tracestate', { tracestate: 'k=' + 'v'.repeat(511) }],
     ['tracestate', { tracestate: 'k=v\n' }],
+    ['tracestate', { tracestate: 'k=v' }],
+    ['traceparent', { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra' }],
   ])('%s: %j', (field, raw) => {
     const err = thrown(raw);
     expect(err).toBeInstanceOf(InvalidArgumentError);

@@ -60,10 +60,14 @@ describe('parseHeatmapQuery', () => {
     expect(parse('from=&to=zone-b')).toMatchObject({ from: '', to: 'zone-b' });
   });
 
-  it('refuses zone names over 128 characters', () => {
+  it('refuses what is not a zone name (over 128 characters, control characters), a repeated parameter, and a bad rows even for rtt', () => {
     expect(parse(`from=${'a'.repeat(128)}&to=b`).from).toHaveLength(128);
-    expect(parseError(`from=${'a'.repeat(129)}&to=b`).message).toBe('from and to are zone names of at most 128 characters');
+    expect(parse('from=&to=b').from).toBe('');
+    expect(parseError(`from=${'a'.repeat(129)}&to=b`).message).toMatch(/^from and to are zone names/);
     expect(parseError(`from=a&to=${'b'.repeat(129)}`)).toBeInstanceOf(HeatmapQueryError);
+    expect(parseError('from=%00&to=%0a')).toBeInstanceOf(HeatmapQueryError);
+    expect(parseError('metric=dispatch&metric=bogus').message).toBe('metric is given more than once');
+    expect(parseError('metric=rtt&rows=bogus').message).toMatch(/^rows must be one of producer, dispatcher/);
   });
 
   it('HeatmapQueryError is an Error', () => {

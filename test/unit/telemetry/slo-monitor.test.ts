@@ -132,7 +132,7 @@ describe('SloMonitor.view', () => {
     const s = setup();
     s.thresholds = compileSloThresholds({ defaultP99Ms: 100, pairs: { 'zone-a->zone-c': { p99Ms: 1_000, p95Ms: 20 } } });
     const monitor = s.monitor();
-    expect(monitor.view()).toEqual({ state: expect.anything(), pairsSeen: [], breaching: [] });
+    expect(monitor.view()).toEqual({ state: expect.anything(), pairsSeen: [], breaching: [], webhookFailures: 0 });
     s.samples('zone-a', 'zone-b', 200);
     s.samples('zone-a', 'zone-c', 40);
     s.samples('zone-b', 'zone-b', 1);
