@@ -35,10 +35,11 @@ export function parseHeatmapQuery(search: URLSearchParams): HeatmapQuery {
     return value as T;
   };
   const metric = pick('metric', ['dispatch', 'rtt'] as const, 'dispatch');
+  // Checked for rtt too (where it is always dispatcher), so a typo is never silently ignored.
+  const rows = pick('rows', ['producer', 'dispatcher'] as const, 'producer');
   const query: HeatmapQuery = {
     metric,
-    // Checked for rtt too (where it is always dispatcher), so a typo is never silently ignored.
-    rows: ((rows) => (metric === 'rtt' ? 'dispatcher' : rows))(pick('rows', ['producer', 'dispatcher'] as const, 'producer')),
+    rows: metric === 'rtt' ? 'dispatcher' : rows,
     quantile: pick('quantile', ['p50', 'p95', 'p99'] as const, 'p99'),
     window: pick('window', Object.keys(WINDOWS_MS) as WindowName[], '5m'),
   };

@@ -32,8 +32,8 @@ export function buildOperatorsView(options: ServerOptions, store: TaskStore, run
   const matrix = new LatencyMatrix();
   const self = { id: options.dispatcherId, zone: options.zone };
   // Shared rows carry "<zone>/<id>", as served_by does, so a page can name every dispatcher's zone.
-  const sharing = store.sharedLatency !== undefined ? new LatencySharing(store.sharedLatency, matrix, `${options.zone}/${options.dispatcherId}`, nowMs, options.heatmapShareIntervalMs) : undefined;
   const selfKey = `${options.zone}/${options.dispatcherId}`;
+  const sharing = store.sharedLatency !== undefined ? new LatencySharing(store.sharedLatency, matrix, selfKey, nowMs, options.heatmapShareIntervalMs) : undefined;
   const slo = new SloMonitor({
     matrix,
     // The first live dispatcher by name sends the webhook notices; the others only log and export.
@@ -47,10 +47,11 @@ export function buildOperatorsView(options: ServerOptions, store: TaskStore, run
     ...(options.sloWebhookUrl !== '' ? { webhookUrl: options.sloWebhookUrl } : {}),
   });
   const observers: EngineObserver[] = [new HeatmapObserver(matrix)];
-  const tracingOn = options.tracing === 'on' || (options.tracing === 'auto' && tracingRequested());
+  const requested = tracingRequested();
+  const tracingOn = options.tracing === 'on' || (options.tracing === 'auto' && requested);
   let tracing: TracingHandle | undefined;
   // 'on' makes spans whatever OTEL_* says; they are exported by the SDK when OTEL_* asks, or by a provider the embedding process registered.
-  if (tracingOn && tracingRequested()) tracing = startTracingFromEnv('zonal-dispatcher');
+  if (tracingOn && requested) tracing = startTracingFromEnv('zonal-dispatcher');
   if (tracingOn) observers.push(new TracingObserver());
 
   const dispatchers = (): { id: string; zone: string; self: boolean }[] => [
