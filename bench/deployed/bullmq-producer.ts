@@ -15,6 +15,8 @@ interface Settings {
   inFlight: number;
   payloadBytes: number;
   ratePerSec?: number;
+  /** Jobs per addBulk call (the peer of Zonal's submitMany). */
+  submitMany?: number;
 }
 
 async function main(): Promise<void> {
@@ -22,13 +24,18 @@ async function main(): Promise<void> {
   const url = new URL(s.redisUrl);
   const queue = new Queue(s.queue, { connection: { host: url.hostname, port: Number(url.port || 6379) } });
   await queue.waitUntilReady();
-  const data = (): { p: string } => ({ p: stampedPayload(s.payloadBytes).toString('latin1') });
+  const data = (dueMs?: number): { p: string } => ({ p: stampedPayload(s.payloadBytes, dueMs).toString('latin1') });
   // Same options a durable Zonal task gets by default: retried, kept briefly once done.
   const opts = { attempts: 3, removeOnComplete: 1000, removeOnFail: 1000 };
   await queue.add('warm-up', data(), opts);
   emit('ready');
   await waitForLine('go');
-  emit('done', await driveSubmits(s, () => queue.add('t', data(), opts)));
+  const bulk = s.submitMany;
+  const figures =
+    bulk === undefined
+      ? await driveSubmits(s, (dueMs) => queue.add('t', data(dueMs), opts))
+      : await driveSubmits(s, (dueMs) => queue.addBulk(Array.from({ length: bulk }, () => ({ name: 't', data: data(dueMs), opts }))), bulk);
+  emit('done', figures);
   await queue.close();
   process.exit(0);
 }

@@ -10,9 +10,12 @@ export function epochMs(): number {
   return performance.timeOrigin + performance.now();
 }
 
-/** A payload of `bytes` bytes that starts with the submit stamp. */
-export function stampedPayload(bytes: number): Buffer {
-  const stamp = epochMs().toFixed(3);
+/**
+ * A payload of `bytes` bytes that starts with the submit stamp: now, or the
+ * instant an open loop meant to send it (so a late send counts as latency).
+ */
+export function stampedPayload(bytes: number, atMs: number = epochMs()): Buffer {
+  const stamp = atMs.toFixed(3);
   const out = Buffer.alloc(Math.max(bytes, stamp.length + 1), 0x20);
   out.write(stamp, 0, 'ascii');
   return out;
