@@ -1,5 +1,5 @@
 import { context, SpanKind, SpanStatusCode, trace as otelTrace } from '@opentelemetry/api';
-import { carrierOf, type TraceCarrier } from '../telemetry/trace-context';
+import { carrierOf, NO_TRACE, type TraceCarrier } from '../telemetry/trace-context';
 import { bootstrapZone } from './bootstrap-zone';
 import { randomUUID } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
@@ -11,7 +11,7 @@ import type { WireSubmitRequest, WireSubmitResult, WireTaskInfo } from '../proto
 import { Breaker, compileBreakerOptions, type BreakerOptions, type CircuitState } from '../resilience/breaker';
 import { reportCircuitState, type ClientMetrics } from '../telemetry/client-metrics';
 import { callOnce, callWithRetry, compileCallPolicy, type CallPolicy, type CallPolicyInput } from './call-policy';
-import { createDispatcherClient, waitForReady } from './channel';
+import { createDispatcherClient, warmCallPath, waitForReady, warmCodec } from './channel';
 import type { Http2KeepaliveConfig } from '../core/http2-keepalive';
 import { SubmitBatcher, type BatcherOptions, type SubmitOutcomeOut } from './submit-batcher';
 import { toTaskInfo, type TaskInfo } from './task-info';
@@ -19,6 +19,15 @@ import { isTerminal } from '../core/task-state';
 import { RetryBudget } from './retry-budget';
 
 const log = createLogger('producer');
+
+/**
+ * Warm-up round trips `ready()` makes after connecting (`warmCallPath`).
+ * More than one: V8 compiles a function better only after it has run a few
+ * times, and with a single warm-up call the second submit was still about
+ * as slow as the first (bench/suite/warmup.ts). Each is one round trip
+ * answered by grpc-js (well under 1 ms on loopback).
+ */
+const WARM_UP_CALLS = 3;
 
 /** A ProxyTracer: spans are no-ops until the application registers a tracer provider. */
 const tracer = otelTrace.getTracer('zonal-producer');
@@ -101,7 +110,7 @@ export class ProducerClient {
     });
     this.stopReporting = reportCircuitState(this.breaker, options.metrics?.circuitState, { target: options.target });
     this.zone = options.zone ?? bootstrapZone(options.target);
-    this.batcher = new SubmitBatcher({ maxTasks: 256, lingerMs: 1, ...options.batch }, (requests) => this.sendBatch(requests));
+    this.batcher = new SubmitBatcher({ maxTasks: 256, lingerMs: 0, ...options.batch }, (requests) => this.sendBatch(requests));
   }
 
   /**
@@ -120,9 +129,40 @@ export class ProducerClient {
     return this.policy;
   }
 
-  /** Connects and waits until the channel is READY. */
-  ready(options: { deadlineMs?: number } = {}): Promise<void> {
-    return waitForReady(this.client, options.deadlineMs ?? this.policy.callTimeoutMs);
+  /**
+   * Connects, waits until the channel is READY, then warms the submit path
+   * so the first `submit` costs about what the others do.
+   *
+   * Why the warm-up: in a fresh process a connected channel is not enough.
+   * The first call also paid for code that had never run: protobufjs
+   * generating the SubmitBatch encoders and decoders (~3 ms), and the first
+   * runs of grpc-js's and node:http2's call path, send and receive (~5 ms).
+   * Measured: 12-20 ms for the first submit against a 2.5-3.5 ms steady p50
+   * (bench/suite/warmup.ts). So `ready()` runs the codec on a representative
+   * task and result, then makes a few calls to a method no server implements
+   * (`warmCallPath`: answered by grpc-js, no dispatcher code runs, nothing is
+   * submitted), outside the breaker and the retry budget.
+   *
+   * The warm-up is best effort: connectivity is what `ready()` promises, so
+   * a failure of the warm-up is logged at debug and not thrown.
+   */
+  async ready(options: { deadlineMs?: number } = {}): Promise<void> {
+    const deadlineMs = options.deadlineMs ?? this.policy.callTimeoutMs;
+    await waitForReady(this.client, deadlineMs);
+    await this.warmUp(deadlineMs);
+  }
+
+  private async warmUp(deadlineMs: number): Promise<void> {
+    try {
+      warmCodec(
+        'SubmitBatch',
+        [{ tasks: [toRequest({ payload: 'warm-up', labels: { warm: 'up' }, notBefore: 1 }, this.zone, NO_TRACE)] }],
+        [{ results: [{ taskId: 'warm-up', deduplicated: false, error: { code: 3, reason: 'INVALID_ARGUMENT', message: 'warm-up', retryable: false } }], servedBy: 'warm/up' }],
+      );
+      for (let i = 0; i < WARM_UP_CALLS; i++) await warmCallPath(this.client, deadlineMs);
+    } catch (err) {
+      log.debug('the warm-up after ready() failed; the first submit may be slower', { error: err instanceof Error ? err.message : String(err) });
+    }
   }
 
   /** Submits one task; resolves once it is durable. Concurrent calls share SubmitBatch calls. */

@@ -10,7 +10,7 @@ import type { Http2KeepaliveConfig } from '../core/http2-keepalive';
 import { createLogger } from '../log';
 import type { Outgoing, WireAssignment, WireDispatcherMessage, WireWelcome, WireWorkerMessage } from '../protocol/wire';
 import { deadlineIn } from './call-policy';
-import { createDispatcherClient, waitForReady } from './channel';
+import { createDispatcherClient, waitForReady, warmCodec } from './channel';
 import { WorkerConnection, type SettledUpdate } from './worker-connection';
 
 const log = createLogger('worker');
@@ -201,6 +201,7 @@ export class Worker {
   /** Opens the stream; resolves once the dispatcher has welcomed this worker. */
   async start(options: { deadlineMs?: number } = {}): Promise<void> {
     if (this.state !== 'INITIALIZED') throw new ZonalError('INTERNAL', `start() called twice (worker is ${this.state})`);
+    warmConnectCodec();
     this.connect();
     await this.waitFor(() => this.state === 'RUNNING', options.deadlineMs ?? 10_000, 'the dispatcher did not welcome the worker in time');
   }
@@ -444,5 +445,37 @@ export class Worker {
           finish('FAILED', { error });
         },
       );
+  }
+}
+
+/**
+ * Generates the Connect stream's protobufjs codecs before the first task
+ * rather than inside it: an assignment and an ack decoded, an update with an
+ * error encoded (every nested type the first task's path uses). In a fresh
+ * worker process they were part of the first task's submit -> start
+ * (bench/suite/warmup.ts); see `warmCodec`.
+ */
+function warmConnectCodec(): void {
+  const update = { taskId: 'warm-up', attempt: 1, status: 'FAILED', sequenceId: 1, version: 1, progressPermille: 0, result: Buffer.from('w'), error: { code: 2, reason: 'HANDLER_FAILED', message: 'w', retryable: true } };
+  const assignment = {
+    taskId: 'warm-up',
+    attempt: 1,
+    version: 1,
+    deadlineUnixMs: 1,
+    payload: Buffer.from('w'),
+    contentType: '',
+    queue: 'warm-up',
+    labels: { warm: 'up' },
+    maxAttempts: 1,
+    producerZone: '',
+    traceparent: '',
+    tracestate: '',
+  };
+  const ack = { sequenceId: 1, taskId: 'warm-up', result: 'ACCEPTED', reason: '', message: '', state: 'COMPLETED', version: 2 };
+  try {
+    warmCodec('Connect', [{ updates: { updates: [update] } }], [{ assignments: { assignments: [assignment] } }, { acks: { acks: [ack] } }]);
+  } catch (err) {
+    // Only a warm-up: the real messages are encoded and checked on the stream.
+    log.debug('warming the Connect codec failed', { error: err instanceof Error ? err.message : String(err) });
   }
 }
