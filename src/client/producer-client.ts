@@ -1,7 +1,7 @@
 import { context, SpanKind, SpanStatusCode, trace as otelTrace } from '@opentelemetry/api';
 import { carrierOf, NO_TRACE, type TraceCarrier } from '../telemetry/trace-context';
 import { bootstrapZone } from './bootstrap-zone';
-import { randomUUID } from 'node:crypto';
+import { newIdempotencyKey } from '../ids';
 import type * as grpc from '@grpc/grpc-js';
 import { Status, TaskFailedError, ZonalError } from '../errors';
 import { backoffDelayMs } from '../core/backoff';
@@ -314,7 +314,7 @@ function toRequest(task: SubmitOptions, zone: string, trace: TraceCarrier): Part
     contentType: task.contentType ?? (typeof task.payload === 'string' ? 'text/plain; charset=utf-8' : ''),
     queue: task.queue ?? '',
     priority: task.priority ?? 0,
-    idempotencyKey: task.idempotencyKey ?? randomUUID(),
+    idempotencyKey: task.idempotencyKey ?? newIdempotencyKey(),
     maxAttempts: task.maxAttempts ?? 0,
     attemptTimeoutMs: task.attemptTimeoutMs ?? 0,
     scheduleToStartTimeoutMs: task.scheduleToStartTimeoutMs ?? 0,

@@ -1,4 +1,5 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { newTaskId } from '../ids';
 import { Engine, withoutTasks, type Effects } from '../core/engine';
 import { systemClock, type Clock, type Random } from '../core/clock';
 import type { CoreOptions } from '../core/options';
@@ -139,7 +140,7 @@ export class Dispatcher {
     this.clock = deps.clock ?? systemClock;
     const identity = this.identity;
     this.owner = `${identity.id}#${randomBytes(4).toString('hex')}`;
-    this.engine = new Engine(deps.core, this.clock, deps.random ?? Math.random, randomUUID, { owner: this.owner, zone: identity.zone });
+    this.engine = new Engine(deps.core, this.clock, deps.random ?? Math.random, newTaskId, { owner: this.owner, zone: identity.zone });
     this.storeBreaker = new Breaker(`store:${deps.store.kind}`, STORE_BREAKER, { countsAsFailure: () => true });
     this.storeBreaker.onStateChange((state) => {
       if (state === 'OPEN') log.warn('the task store is failing; calls to it fail fast until a probe succeeds', { store: deps.store.kind, detail: deps.store.health().detail });
