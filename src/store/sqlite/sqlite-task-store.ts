@@ -28,6 +28,7 @@ import { MAX_SEQ, READ_UNFINISHED } from './sql/read-unfinished';
 import { LEASE_EXPIRED, START_EXPIRED } from './sql/sweep';
 import { TAKE_IDEMPOTENCY_KEY } from './sql/take-idempotency-key';
 import { WRITE_STATE } from './sql/write-state';
+import { WalCheckpointer } from './wal-checkpointer';
 import { fromRow, insertValues, stateValues, type TaskRow } from './task-row';
 
 export interface SqliteTaskStoreOptions {
@@ -119,6 +120,8 @@ export class SqliteTaskStore implements TaskStore {
   private readonly allowDamaged: boolean;
   private readonly nowMs: () => number;
   private connection: Connection | undefined;
+  /** Copies the WAL back on a thread of its own (a file store opened normally; not :memory:, not a damaged file). */
+  private checkpointer: WalCheckpointer | undefined;
   private closed = false;
 
   constructor(options: SqliteTaskStoreOptions) {
@@ -148,6 +151,7 @@ export class SqliteTaskStore implements TaskStore {
       checkOrphanWal(this.path);
       if (!existsSync(this.path)) createStoreFile(this.path);
       this.connection = this.openConnection(true);
+      this.checkpointer = new WalCheckpointer(this.connection.db, this.path, BUSY_TIMEOUT_MS);
     } catch (err) {
       if (!(err instanceof StoreDamagedError) || !this.allowDamaged) throw err;
       this.connection = this.openDamaged(err);
@@ -211,18 +215,24 @@ export class SqliteTaskStore implements TaskStore {
 
   async register(entry: DispatcherEntry, nowMs: number, leaseExpiresMs: number): Promise<void> {
     this.use().register(entry, nowMs, leaseExpiresMs);
+    this.checkpointer?.wrote();
   }
 
   async heartbeat(owner: string, nowMs: number, leaseExpiresMs: number): Promise<HeartbeatOutcome> {
-    return this.use().heartbeat(owner, nowMs, leaseExpiresMs);
+    const outcome = this.use().heartbeat(owner, nowMs, leaseExpiresMs);
+    this.checkpointer?.wrote();
+    return outcome;
   }
 
   async unregister(owner: string): Promise<void> {
     this.use().statements.leaveDispatcher.run(owner);
+    this.checkpointer?.wrote();
   }
 
   async commit(batch: CommitBatch): Promise<CommitOutcome> {
-    return this.use().commit(batch);
+    const outcome = this.use().commit(batch);
+    this.checkpointer?.wrote();
+    return outcome;
   }
 
   async sweep(owner: string, nowMs: number, limit: number): Promise<SweepCandidates> {
@@ -238,7 +248,9 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   async cancel(taskId: string, nowMs: number, error: ErrorInfo): Promise<StoreCancelOutcome | undefined> {
-    return this.use().cancel(taskId, nowMs, error);
+    const outcome = this.use().cancel(taskId, nowMs, error);
+    this.checkpointer?.wrote();
+    return outcome;
   }
 
   async get(taskId: string): Promise<TaskRecord | undefined> {
@@ -252,7 +264,9 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   async purge(nowMs: number, finishedBeforeMs: number, limit: number): Promise<number> {
-    return this.use().purge(nowMs, finishedBeforeMs, limit);
+    const purged = this.use().purge(nowMs, finishedBeforeMs, limit);
+    if (purged > 0) this.checkpointer?.wrote();
+    return purged;
   }
 
   async readyDepth(nowMs: number): Promise<ReadyDepth[]> {
@@ -274,6 +288,10 @@ export class SqliteTaskStore implements TaskStore {
     this.closed = true;
     const connection = this.connection;
     this.connection = undefined;
+    const checkpointer = this.checkpointer;
+    this.checkpointer = undefined;
+    // The thread's connection first: the last connection to close checkpoints the WAL into the file.
+    await checkpointer?.stop();
     connection?.db.close();
   }
 
