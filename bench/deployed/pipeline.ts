@@ -70,13 +70,17 @@ interface Topology {
 
 const fixture = (name: string): string => path.join(__dirname, `${name}.js`);
 
+/** ZONAL_BENCH_PROFILE=<dir>: every process of a run (dispatchers, producers, workers) writes a V8 CPU profile there. */
+const profileFlags = (): string[] => {
+  const dir = process.env['ZONAL_BENCH_PROFILE'];
+  return dir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${dir}`];
+};
+
 async function zonalServers(builds: Builds, store: (i: number, dir: string) => string[], count: number): Promise<Topology> {
   const dirs = Array.from({ length: count }, () => mkdtempSync(path.join(tmpdir(), 'zonal-bench-')));
-  // ZONAL_BENCH_PROFILE=<dir>: each dispatcher writes a V8 CPU profile there (node --cpu-prof).
-  const profile = process.env['ZONAL_BENCH_PROFILE'];
   const servers = dirs.map((dir, i) =>
     startChild(`dispatcher-${i}`, process.execPath, [
-      ...(profile !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []),
+      ...profileFlags(),
       builds.cli,
       'serve',
       '--grpc-address',
@@ -212,8 +216,8 @@ export async function zonalRun(scenario: string, shape: RunShape, builds: Builds
     scenario,
     shape,
     topology,
-    (i, target) => startChild(`worker-${i}`, process.execPath, [fixture('zonal-worker'), JSON.stringify({ sdk: builds.sdk, target, slots: shape.slots, queue: 'default' })]),
-    (i, target, tasks) => startChild(`producer-${i}`, process.execPath, [fixture('zonal-producer'), JSON.stringify(producerSettings(target, tasks))]),
+    (i, target) => startChild(`worker-${i}`, process.execPath, [...profileFlags(), fixture('zonal-worker'), JSON.stringify({ sdk: builds.sdk, target, slots: shape.slots, queue: 'default' })]),
+    (i, target, tasks) => startChild(`producer-${i}`, process.execPath, [...profileFlags(), fixture('zonal-producer'), JSON.stringify(producerSettings(target, tasks))]),
   );
 }
 
