@@ -64,24 +64,3 @@ export function warmCodec(method: string, requests: readonly unknown[], response
   for (const request of requests) definition.requestSerialize(request);
   for (const response of responses) definition.responseDeserialize(definition.responseSerialize(response));
 }
-
-/**
- * A method no server implements. A call to it is answered UNIMPLEMENTED by
- * the server's grpc-js itself, before any handler: it reaches none of the
- * dispatcher's code, store or metrics (nor a test server's handlers).
- */
-const WARM_UP_PATH = '/zonal.v1.Dispatcher/ClientWarmUp';
-const rawBytes = (b: Buffer): Buffer => b;
-
-/**
- * One round trip on `client`'s channel that runs the client side of a unary
- * call end to end (grpc-js's resolving, load-balancing and subchannel calls,
- * node:http2's request, write and response path), so the first real call is
- * not the first run of that code. Resolves whatever the status: only the
- * round trip matters.
- */
-export function warmCallPath(client: grpc.Client, deadlineMs: number): Promise<void> {
-  return new Promise((resolve) => {
-    client.makeUnaryRequest(WARM_UP_PATH, rawBytes, rawBytes, Buffer.alloc(0), { deadline: deadlineIn(deadlineMs) }, () => resolve());
-  });
-}

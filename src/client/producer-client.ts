@@ -11,7 +11,7 @@ import type { WireSubmitRequest, WireSubmitResult, WireTaskInfo } from '../proto
 import { Breaker, compileBreakerOptions, type BreakerOptions, type CircuitState } from '../resilience/breaker';
 import { reportCircuitState, type ClientMetrics } from '../telemetry/client-metrics';
 import { callOnce, callWithRetry, compileCallPolicy, type CallPolicy, type CallPolicyInput } from './call-policy';
-import { createDispatcherClient, warmCallPath, waitForReady, warmCodec } from './channel';
+import { createDispatcherClient, waitForReady, warmCodec } from './channel';
 import type { Http2KeepaliveConfig } from '../core/http2-keepalive';
 import { SubmitBatcher, type BatcherOptions, type SubmitOutcomeOut } from './submit-batcher';
 import { toTaskInfo, type TaskInfo } from './task-info';
@@ -21,13 +21,14 @@ import { RetryBudget } from './retry-budget';
 const log = createLogger('producer');
 
 /**
- * Warm-up round trips `ready()` makes after connecting (`warmCallPath`).
- * More than one: V8 compiles a function better only after it has run a few
- * times, and with a single warm-up call the second submit was still about
- * as slow as the first (bench/suite/warmup.ts). Each is one round trip
- * answered by grpc-js (well under 1 ms on loopback).
+ * Empty `SubmitBatch` calls `ready()` makes after connecting. More than
+ * one: V8 compiles a function better only after it has run a few times,
+ * and with a single warm-up call the second submit was still about as slow
+ * as the first (bench/suite/warmup.ts). Each is one round trip (well under
+ * 1 ms on loopback) that submits nothing.
  */
 const WARM_UP_CALLS = 3;
+const WARM_UP_DEADLINE_MS = 1_000;
 
 /** A ProxyTracer: spans are no-ops until the application registers a tracer provider. */
 const tracer = otelTrace.getTracer('zonal-producer');
@@ -139,9 +140,10 @@ export class ProducerClient {
    * runs of grpc-js's and node:http2's call path, send and receive (~5 ms).
    * Measured: 12-20 ms for the first submit against a 2.5-3.5 ms steady p50
    * (bench/suite/warmup.ts). So `ready()` runs the codec on a representative
-   * task and result, then makes a few calls to a method no server implements
-   * (`warmCallPath`: answered by grpc-js, no dispatcher code runs, nothing is
-   * submitted), outside the breaker and the retry budget.
+   * task and result, then makes a few empty `SubmitBatch` calls (the whole
+   * submit path, request to answer, with nothing submitted: the dispatcher
+   * answers an empty batch with no results), outside the breaker and the
+   * retry budget.
    *
    * The warm-up is best effort: connectivity is what `ready()` promises, so
    * a failure of the warm-up is logged at debug and not thrown.
@@ -159,7 +161,12 @@ export class ProducerClient {
         [{ tasks: [toRequest({ payload: 'warm-up', labels: { warm: 'up' }, notBefore: 1 }, this.zone, NO_TRACE)] }],
         [{ results: [{ taskId: 'warm-up', deduplicated: false, error: { code: 3, reason: 'INVALID_ARGUMENT', message: 'warm-up', retryable: false } }], servedBy: 'warm/up' }],
       );
-      for (let i = 0; i < WARM_UP_CALLS; i++) await warmCallPath(this.client, deadlineMs);
+      // Through the breaker and the call policy, as a submit goes (their first runs are part of the
+      // cold cost), but once each and with a short deadline: a slow dispatcher must not make ready()
+      // wait several call timeouts.
+      const submitBatch = this.method('SubmitBatch');
+      const warmPolicy = { ...this.policy, maxAttempts: 1, callTimeoutMs: Math.min(deadlineMs, WARM_UP_DEADLINE_MS) };
+      for (let i = 0; i < WARM_UP_CALLS; i++) await callWithRetry(warmPolicy, () => this.breaker.fire(() => callOnce(submitBatch, { tasks: [] }, warmPolicy.callTimeoutMs)), { budget: this.budget });
     } catch (err) {
       log.debug('the warm-up after ready() failed; the first submit may be slower', { error: err instanceof Error ? err.message : String(err) });
     }

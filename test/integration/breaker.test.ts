@@ -26,8 +26,11 @@ async function startFlakyDispatcher(): Promise<{ server: grpc.Server; target: st
   };
   const server = new grpc.Server();
   server.addService(dispatcherService().definition, {
+    // An empty batch is ready()'s warm-up, not a submit: answered, not counted.
     SubmitBatch: (call: grpc.ServerUnaryCall<{ tasks: WireSubmitRequest[] }, unknown>, callback: grpc.sendUnaryData<unknown>) =>
-      respond(callback, () => ({ results: call.request.tasks.map((t) => ({ taskId: `task-${t.idempotencyKey}` })), servedBy: 'test/fake' })),
+      call.request.tasks.length === 0
+        ? callback(null, { results: [], servedBy: 'test/fake' })
+        : respond(callback, () => ({ results: call.request.tasks.map((t) => ({ taskId: `task-${t.idempotencyKey}` })), servedBy: 'test/fake' })),
     GetTask: (call: grpc.ServerUnaryCall<{ taskId: string }, unknown>, callback: grpc.sendUnaryData<unknown>) =>
       respond(callback, () => ({ taskId: call.request.taskId, state: 'PENDING' })),
     CancelTask: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>

@@ -42,6 +42,8 @@ describe('SDK deadlines: every retry carries a fresh deadline', () => {
     const arrivals: Arrival[] = [];
     const { server, target } = await startFakeDispatcher({
       SubmitBatch: (call: grpc.ServerUnaryCall<{ tasks: WireSubmitRequest[] }, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        // An empty batch is ready()'s warm-up, not a submit: answered, not counted.
+        if (call.request.tasks.length === 0) return callback(null, { results: [], servedBy: 'test/fake' });
         arrivals.push({ arrivedAtMs: Date.now(), deadlineMs: deadlineMs(call.getDeadline()), keys: call.request.tasks.map((t) => t.idempotencyKey) });
         const answer = { results: call.request.tasks.map((t) => ({ taskId: `task-${t.idempotencyKey}`, deduplicated: arrivals.length > 1 })), servedBy: 'test/fake' };
         // The first attempt sleeps past its deadline; later ones answer at once.

@@ -98,3 +98,23 @@ describe('warm-up with ready()', () => {
     expect(median(ratios)).toBeLessThanOrEqual(2);
   });
 });
+
+describe("ready()'s warm-up", () => {
+  it('submits nothing: a dispatcher whose only client called ready() has committed no task', async () => {
+    const harness = await startHarness();
+    const producer = new ProducerClient({ target: harness.target });
+    try {
+      await producer.ready({ deadlineMs: 5_000 });
+      const stats = harness.server.dispatcher.stats();
+      expect(stats.recordsCommitted).toBe(0);
+      expect(stats.tasksInMemory).toBe(0);
+      // The client is fully usable afterwards.
+      const out = await producer.submit({ payload: 'after ready' });
+      expect(out.taskId).not.toBe('');
+      expect(harness.server.dispatcher.stats().recordsCommitted).toBe(1);
+    } finally {
+      producer.close();
+      await harness.cleanup();
+    }
+  });
+});
