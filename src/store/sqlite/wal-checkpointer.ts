@@ -5,7 +5,7 @@ import { createLogger } from '../../log';
 const log = createLogger('sqlite-store');
 
 /** Least time between two checkpoints: a burst of commits is copied back in one go. */
-const CHECKPOINT_SPACING_MS = 50;
+const CHECKPOINT_SPACING_MS = 500;
 /**
  * WAL frames (4 KiB pages) above which a checkpoint also restarts the log:
  * under continuous writes a PASSIVE checkpoint may never catch up at the
