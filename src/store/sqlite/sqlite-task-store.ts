@@ -72,7 +72,7 @@ interface Statements {
   getTasks: Database.Statement<[string], TaskRow>;
   claimAtOnce: Database.Statement<[Bind], TaskRow>;
   claimSpilled: Database.Statement<[Bind], TaskRow>;
-  claimTask: Database.Statement<[Bind]>;
+  claimTask: Database.Statement<[string, string, number, string, string, string, number, number, string, number]>;
   nextReadyAt: Database.Statement<[Bind], { at: number | null }>;
   nextSpillReadyAt: Database.Statement<[Bind], { at: number | null }>;
   leaseExpired: Database.Statement<[Bind], TaskRow>;
@@ -406,17 +406,7 @@ function connect(db: Database.Database): Connection {
           const task = fromRow(row);
           const slot = claimed.length;
           const { sessionId, workerId } = group.slots[slot]!;
-          s.claimTask.run({
-            id: task.id,
-            version: task.version,
-            owner: batch.owner,
-            dispatcher_zone: batch.dispatcherZone,
-            lease_expires_ms: batch.leaseExpiresMs,
-            session_id: sessionId,
-            worker_id: workerId,
-            worker_zone: group.zone,
-            now: batch.nowMs,
-          });
+          s.claimTask.run(batch.owner, batch.dispatcherZone, batch.leaseExpiresMs, sessionId, workerId, group.zone, batch.nowMs, batch.nowMs, task.id, task.version);
           claimInStore(task, batch, { sessionId, workerId, zone: group.zone });
           claimed.push({ task, slot });
         }

@@ -3,21 +3,24 @@
  * attempt's deadline in one conditional write (only while it is still the
  * PENDING version the claim read).
  *
- * Inputs (named): @id, @version (the version read), @owner, @dispatcher_zone,
- * @lease_expires_ms, @session_id, @worker_id, @worker_zone, @now.
+ * Inputs (positional, in this order; bound by position because a claim runs
+ * once per task claimed and named binding cost a lookup per parameter):
+ * owner, dispatcher_zone, lease_expires_ms, session_id, worker_id,
+ * worker_zone, now (the attempt's deadline is now + attempt_timeout_ms), now
+ * (updated_ms), id, version (the version read).
  * Output: none; changes = 1 when claimed.
  */
 export const CLAIM_TASK = `
 UPDATE tasks SET
   state = 'ASSIGNED',
-  owner = @owner,
-  dispatcher_zone = @dispatcher_zone,
-  lease_expires_ms = @lease_expires_ms,
-  session_id = @session_id,
-  worker_id = @worker_id,
-  worker_zone = @worker_zone,
-  attempt_deadline_ms = @now + attempt_timeout_ms,
+  owner = ?,
+  dispatcher_zone = ?,
+  lease_expires_ms = ?,
+  session_id = ?,
+  worker_id = ?,
+  worker_zone = ?,
+  attempt_deadline_ms = ? + attempt_timeout_ms,
   progress_permille = 0,
   version = version + 1,
-  updated_ms = @now
-WHERE id = @id AND version = @version AND state = 'PENDING'`;
+  updated_ms = ?
+WHERE id = ? AND version = ? AND state = 'PENDING'`;
