@@ -3,14 +3,18 @@
  * --quick): RSS per stream, CPU per heartbeat against a bare grpc-js server
  * sending the same Pings, and the time to connect them all.
  *
- * The orchestration of `npm run bench:idle` (bench/idle-streams.ts, which
- * runs on import and exports nothing), reduced to its default-settings run
- * and driving the same child processes:
+ * It replaced bench/idle-streams.ts (`npm run bench:idle` now runs this
+ * scenario alone), keeping its default-settings run and its child processes:
  *   idle-dispatcher.js  a Zonal dispatcher, default options, alone in its process
  *   idle-raw-server.js  the baseline: same proto and Connect method, nothing else;
  *                       it replays the dispatcher's Pings as the clients recorded them
  *   idle-clients.js     raw grpc-js streams (no SDK): Hello, then a Pong per Ping
- * See idle-streams.ts for why the baseline replays the dispatcher's schedule.
+ * Why the baseline replays the dispatcher's schedule: on loopback most of a
+ * Ping's cost is the write, flush and syscall of its connection, so CPU per
+ * message depends mostly on how many Pings share a flush; pinging the same
+ * streams in the same milliseconds makes the baseline pay for the same
+ * flushes (a timer per stream at random phases makes it well over 1.5x
+ * costlier; see idle-raw-server.ts for its pacings).
  *
  * Per server: RSS after a full GC before any stream and after all streams are
  * welcomed and warmed up -> RSS per stream; CPU (process.cpuUsage, in the
@@ -249,7 +253,7 @@ export const streams: Scenario = async (options): Promise<ScenarioReport> => {
       `Warm-up ${shape.warmupMs / 1000} s, then one window of ${shape.windowMs / 1000} s per server; the baseline replays the Pings the dispatcher wrote in its window (same streams, same milliseconds), so both pay for the same flushes.`,
       `RSS: after a full GC with no stream, and after all streams are welcomed and warmed up. Zonal RSS ${(zonal.rssBeforeBytes / 1e6).toFixed(1)} -> ${(zonal.rssAfterBytes / 1e6).toFixed(1)} MB; raw ${(raw.rssBeforeBytes / 1e6).toFixed(1)} -> ${(raw.rssAfterBytes / 1e6).toFixed(1)} MB.`,
       `Window: Zonal wrote ${zonal.window.messages} Pings (${zonal.window.clientPings} received), ${(zonal.window.cpuUs / 1000).toFixed(0)} ms CPU; raw wrote ${raw.window.messages} (${raw.window.clientPings} received), ${(raw.window.cpuUs / 1000).toFixed(0)} ms CPU. ${zonal.serverNote}; raw: ${raw.serverNote}.`,
-      'The dispatcher is the build under dist-bench/src (compiled with the bench), not options.cli; the faster heartbeat budget run of npm run bench:idle is not repeated here.',
+      'The dispatcher is the build under dist-bench/src (compiled with the bench), not options.cli.',
     ];
     if (options.quick) notes.push('--quick: 1,000 streams and short windows; the CPU ratio of so few Pings is noisy, run the full scenario for the issue figures.');
     for (const run of [zonal, raw]) {
