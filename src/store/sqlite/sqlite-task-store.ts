@@ -151,7 +151,7 @@ export class SqliteTaskStore implements TaskStore {
       checkOrphanWal(this.path);
       if (!existsSync(this.path)) createStoreFile(this.path);
       this.connection = this.openConnection(true);
-      this.checkpointer = new WalCheckpointer(this.connection.db, this.path, BUSY_TIMEOUT_MS);
+      this.checkpointer = startCheckpointer(this.connection.db, this.path);
     } catch (err) {
       if (!(err instanceof StoreDamagedError) || !this.allowDamaged) throw err;
       this.connection = this.openDamaged(err);
@@ -327,6 +327,16 @@ function createStoreFile(path: string): void {
     fsyncSync(dir);
   } finally {
     closeSync(dir);
+  }
+}
+
+/** The background checkpointer; without one (it could not start) the connection keeps SQLite's automatic checkpoint. */
+function startCheckpointer(db: Database.Database, path: string): WalCheckpointer | undefined {
+  try {
+    return new WalCheckpointer(db, path, BUSY_TIMEOUT_MS);
+  } catch (err) {
+    log.warn('could not start the background WAL checkpoint thread; commits checkpoint as SQLite does by default', { error: err instanceof Error ? err.message : String(err) });
+    return undefined;
   }
 }
 
