@@ -48,6 +48,15 @@ export const REASONS = {
   LEASE_LOST: { code: Status.UNAVAILABLE, retryable: true },
   SCHEDULE_TO_START_TIMEOUT: { code: Status.DEADLINE_EXCEEDED, retryable: false },
   CANCELLED: { code: Status.CANCELLED, retryable: false },
+  // Access (src/security): who the caller is, and what it may do.
+  UNAUTHENTICATED: { code: Status.UNAUTHENTICATED, retryable: false },
+  PERMISSION_DENIED: { code: Status.PERMISSION_DENIED, retryable: false },
+  // Admission limits: retry later (RATE_LIMITED carries grpc-retry-pushback-ms, which the SDK waits).
+  RATE_LIMITED: { code: Status.RESOURCE_EXHAUSTED, retryable: true },
+  QUEUE_FULL: { code: Status.RESOURCE_EXHAUSTED, retryable: true },
+  TOO_MANY_STREAMS: { code: Status.RESOURCE_EXHAUSTED, retryable: true },
+  // The dispatcher holds its most submitted tasks not yet durable (a slow store): retry after the pushback.
+  OVERLOADED: { code: Status.RESOURCE_EXHAUSTED, retryable: true },
 } as const;
 
 export type Reason = keyof typeof REASONS;
@@ -72,14 +81,21 @@ export class ZonalError extends Error {
   readonly code: number;
   readonly reason: Reason;
   readonly retryable: boolean;
+  /**
+   * The dispatcher's grpc-retry-pushback-ms hint: wait this long before
+   * retrying (RATE_LIMITED). Undefined when it sent none; negative means
+   * "do not retry".
+   */
+  readonly retryPushbackMs: number | undefined;
 
   /** `code` overrides the reason's usual status (CALL_FAILED keeps the transport's code). */
-  constructor(reason: Reason, message: string, options?: { cause?: unknown; code?: number }) {
+  constructor(reason: Reason, message: string, options?: { cause?: unknown; code?: number; retryPushbackMs?: number }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ZonalError';
     this.reason = reason;
     this.code = options?.code ?? REASONS[reason].code;
     this.retryable = REASONS[reason].retryable;
+    this.retryPushbackMs = options?.retryPushbackMs;
   }
 
   toInfo(): ErrorInfo {

@@ -17,6 +17,7 @@
  * ```
  */
 export { ProducerClient, type ProducerClientOptions, type SubmitOptions } from './client/producer-client';
+export type { ClientSecurityOptions } from './client/channel';
 export { Worker, NonRetryableError, type WorkerOptions, type WorkerTask, type TaskContext, type TaskHandler, type WorkerLifecycle } from './client/worker';
 export type { TaskInfo } from './client/task-info';
 export type { SettledUpdate } from './client/worker-connection';

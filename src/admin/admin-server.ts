@@ -17,8 +17,16 @@ export interface RouteAnswer {
 /** A route answers a GET of its path; it gets the whole URL (for its query string). */
 export type Route = (url: URL) => RouteAnswer | Promise<RouteAnswer>;
 
+/** Who may read the routes: a bearer token check, and the paths anyone may read. */
+export interface RouteAuth {
+  /** Whether an `authorization` header value carries a valid token (constant time: src/security/token-file.ts). */
+  matchesHeader(header: string | undefined): boolean;
+  /** Paths answered without a token (/healthz and /readyz: probes carry none). */
+  readonly openPaths: ReadonlySet<string>;
+}
+
 /** A small HTTP server of read-only routes, for health, status and metrics. */
-export function startHttpServer(host: string, port: number, routes: Record<string, Route>): Promise<http.Server> {
+export function startHttpServer(host: string, port: number, routes: Record<string, Route>, auth?: RouteAuth): Promise<http.Server> {
   const server = http.createServer((req, res) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { 'content-type': 'text/plain', allow: 'GET, HEAD' });
@@ -32,6 +40,12 @@ export function startHttpServer(host: string, port: number, routes: Record<strin
     } catch {
       res.writeHead(400, { 'content-type': 'text/plain' });
       res.end('bad request: unreadable URL\n');
+      return;
+    }
+    if (auth !== undefined && !auth.openPaths.has(url.pathname) && !auth.matchesHeader(req.headers.authorization)) {
+      // Says nothing of the routes, nor of the token it got.
+      res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer realm="zonal-admin"' });
+      res.end('unauthorized: send "Authorization: Bearer <token>" with a token of the dispatcher\'s --admin-token-file (only /healthz and /readyz are open)\n');
       return;
     }
     const route = routes[url.pathname];
@@ -67,13 +81,20 @@ export function startHttpServer(host: string, port: number, routes: Record<strin
  * (accepting work: running, and its store answers; the body says why not),
  * plus `extra` routes such as /metrics and /xds/status.
  */
-export function startAdminServer(view: HealthView, host: string, port: number, extra: Record<string, Route> = {}): Promise<http.Server> {
-  return startHttpServer(host, port, {
+export const ADMIN_OPEN_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz']);
+
+export function startAdminServer(view: HealthView, host: string, port: number, extra: Record<string, Route> = {}, auth?: Pick<RouteAuth, 'matchesHeader'>): Promise<http.Server> {
+  return startHttpServer(
+    host,
+    port,
+    {
     '/healthz': () => ({ status: 200, body: { status: 'ok', lifecycle: view.lifecycle } }),
     '/readyz': () => {
       const readiness = view.readiness();
       return { status: readiness.ready ? 200 : 503, body: { ...readiness, accepting: readiness.ready, ...view.stats() } };
     },
     ...extra,
-  });
+    },
+    auth !== undefined ? { matchesHeader: (header) => auth.matchesHeader(header), openPaths: ADMIN_OPEN_PATHS } : undefined,
+  );
 }

@@ -60,6 +60,33 @@ export interface ServerOptions {
   config: string;
   /** PEM files of ed25519 public keys; once any is given, unsigned runtime documents are refused. */
   configPublicKeyFiles: string[];
+  /**
+   * TLS on the gRPC port (docs/security.md): PEM certificate chain and key;
+   * both '' serves plaintext. Replaced without a restart when the files
+   * change (an unusable set keeps the last good one).
+   */
+  tlsCertFile: string;
+  tlsKeyFile: string;
+  /** CA bundle of client certificates: set, the port speaks mutual TLS. */
+  tlsClientCaFile: string;
+  /** With a client CA: 'require' refuses clients without a certificate it signed; 'optional' lets them in to present a token. */
+  tlsClientCerts: 'require' | 'optional';
+  /** How often the TLS files, the access policy and the token files are checked for changes. */
+  securityPollMs: number;
+  /**
+   * Access policy file (YAML/JSON, watched): identities, per-queue roles,
+   * admission limits. '' with no TLS leaves the dispatcher open; TLS without
+   * a policy refuses to start.
+   */
+  accessPolicyFile: string;
+  /** File holding the bearer token the admin port asks for (all but /healthz and /readyz); required when it binds beyond loopback. */
+  adminTokenFile: string;
+  /**
+   * File holding the shared token of the control plane's registration port:
+   * the embedded control plane requires it, and this dispatcher presents it
+   * when it registers. Required when the embedded control plane binds beyond loopback.
+   */
+  xdsRegistrationTokenFile: string;
   /** HTTP/2 PING policy; the SDK's defaults agree with these defaults. */
   http2Keepalive: Http2KeepaliveConfig;
   /** POSTed a JSON notice at each SLO breach and recovery; '' sends none. */
@@ -110,6 +137,14 @@ export function compileServerOptions(input: ServerOptionsInput = {}): ServerOpti
     drainPropagationMs: input.drainPropagationMs ?? 2_000,
     config: input.config ?? '',
     configPublicKeyFiles: input.configPublicKeyFiles ?? [],
+    tlsCertFile: input.tlsCertFile ?? '',
+    tlsKeyFile: input.tlsKeyFile ?? '',
+    tlsClientCaFile: input.tlsClientCaFile ?? '',
+    tlsClientCerts: input.tlsClientCerts ?? 'require',
+    securityPollMs: input.securityPollMs ?? 5_000,
+    accessPolicyFile: input.accessPolicyFile ?? '',
+    adminTokenFile: input.adminTokenFile ?? '',
+    xdsRegistrationTokenFile: input.xdsRegistrationTokenFile ?? '',
     http2Keepalive: { ...HTTP2_KEEPALIVE_DEFAULTS, ...input.http2Keepalive },
     sloWebhookUrl: input.sloWebhookUrl ?? '',
     sloIntervalMs: input.sloIntervalMs ?? 10_000,
@@ -135,6 +170,7 @@ export function compileServerOptions(input: ServerOptionsInput = {}): ServerOpti
   if (options.heatmapShareIntervalMs < 100 || options.heatmapShareIntervalMs > 600_000) throw new RangeError(`heatmapShareIntervalMs must be between 100 and 600000, got ${options.heatmapShareIntervalMs}`);
   if (!['auto', 'on', 'off'].includes(options.tracing)) throw new RangeError(`tracing must be auto, on or off, got ${String(options.tracing)}`);
   validateHttp2Keepalive(options.http2Keepalive);
+  checkSecurityOptions(options);
   if (options.xdsHealthWindowMs < 100 || options.xdsHealthWindowMs > 60_000) {
     throw new RangeError(`xdsHealthWindowMs must be between 100 and 60000, got ${options.xdsHealthWindowMs}`);
   }
@@ -151,4 +187,33 @@ export function compileServerOptions(input: ServerOptionsInput = {}): ServerOpti
     throw new RangeError(`sqliteSynchronous must be FULL or NORMAL, got ${String(options.sqliteSynchronous)}`);
   }
   return options;
+}
+
+/** Whether `host` (of a listen address) is reachable from this machine only. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+function hostOf(address: string): string {
+  return address.slice(0, Math.max(0, address.lastIndexOf(':')));
+}
+
+/** The rules of docs/security.md that a start-up must meet; each refusal says what to set. */
+function checkSecurityOptions(o: ServerOptions): void {
+  if ((o.tlsCertFile === '') !== (o.tlsKeyFile === '')) throw new RangeError('give both --tls-cert and --tls-key (the certificate and its private key), or neither');
+  if (o.tlsClientCaFile !== '' && o.tlsCertFile === '') throw new RangeError('--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key too');
+  if (o.tlsClientCerts !== 'require' && o.tlsClientCerts !== 'optional') throw new RangeError(`tlsClientCerts must be require or optional, got ${String(o.tlsClientCerts)}`);
+  if (!Number.isInteger(o.securityPollMs) || o.securityPollMs < 100 || o.securityPollMs > 3_600_000) throw new RangeError(`securityPollMs must be a whole number 100..3600000, got ${o.securityPollMs}`);
+  if (o.tlsCertFile !== '' && o.accessPolicyFile === '') {
+    throw new RangeError(
+      'TLS is on (--tls-cert) but no --access-policy is given, and a TLS dispatcher is never left open: write a policy (docs/security.md). For encryption with open access it is `anonymous: {produce: ["*"], work: ["*"]}`',
+    );
+  }
+  if (o.adminAddress !== '' && !isLoopbackHost(hostOf(o.adminAddress)) && o.adminTokenFile === '') {
+    throw new RangeError(`the admin port binds ${o.adminAddress}, beyond loopback: give --admin-token-file (its routes but /healthz and /readyz then ask for "Authorization: Bearer <token>"), or bind it to 127.0.0.1`);
+  }
+  if (o.xdsAddress !== '' && !isLoopbackHost(hostOf(o.xdsAddress)) && o.xdsRegistrationTokenFile === '') {
+    throw new RangeError(`the embedded xDS control plane binds ${o.xdsAddress}, beyond loopback: give --xds-registration-token-file, or anyone who reaches it could register an endpoint (docs/security.md)`);
+  }
 }

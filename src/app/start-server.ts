@@ -17,6 +17,11 @@ import { createDispatcherRegistry, type DispatcherRegistry } from '../telemetry/
 import { startControlPlane } from '../xds/xds-server';
 import { RegistrationClient, registrationBreakerDefaults } from '../xds/registration-client';
 import type { ControlPlane } from '../xds/control-plane';
+import { systemClock } from '../core/clock';
+import { AccessGuard } from '../security/access-guard';
+import { AccessPolicyFile } from '../security/policy-file';
+import { serverCredentials, TlsFileProvider } from '../security/tls-files';
+import { TokenFile } from '../security/token-file';
 import { openStore } from './open-store';
 import { buildOperatorsView } from './telemetry';
 import { compileServerOptions, type ServerOptions, type ServerOptionsInput } from './server-options';
@@ -47,6 +52,73 @@ function splitHostPort(address: string): { host: string; port: number } {
   const port = Number(address.slice(i + 1));
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`address "${address}" has an invalid port`);
   return { host: address.slice(0, i).replace(/^\[|\]$/g, ''), port };
+}
+
+/** The security parts of a dispatcher (docs/security.md), each absent when not configured. */
+interface Security {
+  credentials: ReturnType<typeof serverCredentials> | undefined;
+  guard: AccessGuard | undefined;
+  adminToken: TokenFile | undefined;
+  registrationToken: TokenFile | undefined;
+  close(): void;
+}
+
+/**
+ * Reads the TLS files, the access policy and the token files (each throws
+ * on a bad first read, so the dispatcher does not start), and follows their
+ * changes: a good change is in force for the next connection or call, a bad
+ * one is logged and the last good one stays.
+ */
+function openSecurity(options: ServerOptions, store: TaskStore): Security {
+  const closers: (() => void)[] = [];
+  const close = (): void => {
+    for (const fn of closers.splice(0)) fn();
+  };
+  try {
+    const pollMs = options.securityPollMs;
+    const slog = createLogger('security');
+    let credentials: Security['credentials'];
+    if (options.tlsCertFile !== '') {
+      const provider = new TlsFileProvider({ certFile: options.tlsCertFile, keyFile: options.tlsKeyFile, ...(options.tlsClientCaFile !== '' ? { caFile: options.tlsClientCaFile } : {}) }, pollMs, {
+        onReload: ({ notAfter }) => slog.info('TLS files changed: new connections use them', { notAfter }),
+        onError: (error) => slog.error('TLS files changed but cannot be used; keeping the last good ones', { error }),
+      });
+      closers.push(() => provider.close());
+      credentials = serverCredentials(provider, options.tlsClientCaFile !== '' ? options.tlsClientCerts : 'none');
+      slog.info('TLS on the gRPC port', { mutual: options.tlsClientCaFile !== '', clientCerts: options.tlsClientCaFile !== '' ? options.tlsClientCerts : 'none', notAfter: provider.notAfter });
+    }
+    let guard: AccessGuard | undefined;
+    if (options.accessPolicyFile !== '') {
+      const policy = new AccessPolicyFile(options.accessPolicyFile, pollMs, {
+        onReload: () => slog.info('access policy changed: in force for new calls', { file: options.accessPolicyFile }),
+        onError: (error) => slog.error('access policy changed but is invalid; keeping the last good one', { error }),
+      });
+      closers.push(() => policy.close());
+      guard = new AccessGuard({
+        policy: () => policy.current(),
+        clock: systemClock,
+        readQueued: async () => {
+          const waiting = new Map<string, number>();
+          // Every PENDING task, delayed ones included.
+          for (const row of await store.readyDepth(Number.MAX_SAFE_INTEGER)) waiting.set(row.queue, (waiting.get(row.queue) ?? 0) + row.count);
+          return waiting;
+        },
+        onError: (error) => slog.warn('reading queue depths for the queue caps failed; using the last figures', { error }),
+      });
+    }
+    const tokenFile = (file: string, what: string): TokenFile | undefined => {
+      if (file === '') return undefined;
+      const tokens = new TokenFile(file, pollMs, (error) => slog.error(`${what} token file changed but cannot be used; keeping the last good tokens`, { error }));
+      closers.push(() => tokens.close());
+      return tokens;
+    };
+    const adminToken = tokenFile(options.adminTokenFile, 'admin');
+    const registrationToken = tokenFile(options.xdsRegistrationTokenFile, 'xDS registration');
+    return { credentials, guard, adminToken, registrationToken, close };
+  } catch (err) {
+    close();
+    throw err;
+  }
 }
 
 /** Steps that undo a partial start, in the order they were set up. */
@@ -116,6 +188,8 @@ async function startLocked(options: ServerOptions, lock: DataDirLock | undefined
   undo.push(closeStore);
   const view = buildOperatorsView(options, taskStore, runtimeConfig);
   undo.push(() => view.stop());
+  const security = openSecurity(options, taskStore);
+  undo.push(() => security.close());
   // Built before the dispatcher, whose events it counts; it reads the dispatcher only at scrape time.
   let controlPlaneRef: ControlPlane | undefined;
   let registrationRef: RegistrationClient | undefined;
@@ -132,6 +206,7 @@ async function startLocked(options: ServerOptions, lock: DataDirLock | undefined
           keepaliveIntervals: () => dispatcher.keepaliveIntervals(),
           slo: () => view.slo.view(),
           observerErrors: () => dispatcher.observerErrors,
+          refusals: () => security.guard?.refusals() ?? [],
         })
       : undefined;
   const dispatcher: Dispatcher = new Dispatcher({
@@ -154,12 +229,19 @@ async function startLocked(options: ServerOptions, lock: DataDirLock | undefined
     maxMessageBytes: options.maxMessageBytes,
     http2Keepalive: options.http2Keepalive,
     helloTimeoutMs: options.helloTimeoutMs,
+    ...(security.credentials !== undefined ? { credentials: security.credentials } : {}),
+    ...(security.guard !== undefined ? { guard: security.guard } : {}),
   });
   undo.push(() => grpc.stop());
   const grpcAddress = grpc.address;
 
   // xDS: an embedded control plane, and this dispatcher's registration with one.
-  const controlPlane = options.xdsAddress !== '' ? await startControlPlane({ address: options.xdsAddress, file: options.xdsFile, healthWindowMs: options.xdsHealthWindowMs }) : undefined;
+  const controlPlane = options.xdsAddress !== '' ? await startControlPlane({
+          address: options.xdsAddress,
+          file: options.xdsFile,
+          healthWindowMs: options.xdsHealthWindowMs,
+          ...(security.registrationToken !== undefined ? { registrationAuth: security.registrationToken } : {}),
+        }) : undefined;
   if (controlPlane !== undefined) undo.push(() => controlPlane.stop());
   const registerWith = options.registerWith === 'off' ? '' : options.registerWith !== '' ? options.registerWith : (controlPlane?.address ?? '');
   const registration =
@@ -173,6 +255,7 @@ async function startLocked(options: ServerOptions, lock: DataDirLock | undefined
           intervalMs: registrationIntervalMs,
           breaker: initial.breaker,
           onHealthyZones: (zones) => dispatcher.rebalanceZones(options.zone, zones),
+          ...(security.registrationToken !== undefined ? { token: () => security.registrationToken!.token } : {}),
         })
       : undefined;
   registration?.start();
@@ -198,7 +281,7 @@ async function startLocked(options: ServerOptions, lock: DataDirLock | undefined
       ...heatmapPageRoutes(),
       '/config': () => ({ status: 200, body: runtimeConfig.status() }),
       ...(controlPlane !== undefined ? { '/xds/status': () => ({ status: 200, body: controlPlane.plane.status() }) } : {}),
-    });
+    }, security.adminToken);
     adminAddress = `${host}:${(admin.address() as AddressInfo).port}`;
   }
   log.info('dispatcher started', { grpcAddress, adminAddress, store: redactStoreUrl(options.store), owner: dispatcher.owner, swept, zone: options.zone, xds: controlPlane?.address ?? '', registerWith });
@@ -218,6 +301,7 @@ async function startLocked(options: ServerOptions, lock: DataDirLock | undefined
       await controlPlane?.stop();
       await runtimeConfig.close();
       await grpc.stop();
+      security.close();
       if (admin !== undefined) {
         admin.closeAllConnections();
         await new Promise<void>((resolve) => admin.close(() => resolve()));

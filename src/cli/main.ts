@@ -8,6 +8,13 @@ interface Command {
   run(values: FlagValues, positionals: string[]): Promise<void> | void;
   /** Takes words that are not flags (an action, a file). */
   positionals?: boolean;
+  /**
+   * Runs once and is done when `run` resolves: the process exits then. With
+   * an xds:/// target, grpc-js-xds keeps its ADS stream (a process-wide
+   * client) open after every channel is closed, which would hold the
+   * process forever after `zonal submit` printed its results.
+   */
+  oneShot?: boolean;
 }
 
 /**
@@ -25,7 +32,7 @@ const COMMANDS: Record<string, () => Command> = {
   },
   submit: () => {
     const m = require('./submit-command') as typeof import('./submit-command');
-    return { summary: m.SUBMIT_SUMMARY, flags: m.SUBMIT_FLAGS, run: m.submitCommand };
+    return { summary: m.SUBMIT_SUMMARY, flags: m.SUBMIT_FLAGS, run: m.submitCommand, oneShot: true };
   },
   xds: () => {
     const m = require('./xds-command') as typeof import('./xds-command');
@@ -34,6 +41,14 @@ const COMMANDS: Record<string, () => Command> = {
   bootstrap: () => {
     const m = require('./bootstrap-command') as typeof import('./bootstrap-command');
     return { summary: m.BOOTSTRAP_SUMMARY, flags: m.BOOTSTRAP_FLAGS, run: m.bootstrapCommand };
+  },
+  drain: () => {
+    const m = require('./drain-command') as typeof import('./drain-command');
+    return { summary: m.DRAIN_SUMMARY, flags: m.DRAIN_FLAGS, run: m.drainCommand };
+  },
+  token: () => {
+    const m = require('./token-command') as typeof import('./token-command');
+    return { summary: m.TOKEN_SUMMARY, flags: m.TOKEN_FLAGS, run: m.tokenCommand, positionals: true };
   },
   config: () => {
     const m = require('./config-command') as typeof import('./config-command');
@@ -64,6 +79,12 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   await command.run(values, positionals);
+  if (command.oneShot === true) {
+    // Writes to a pipe are asynchronous: exit only once what was printed has been handed over.
+    await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+    await new Promise<void>((resolve) => process.stderr.write('', () => resolve()));
+    process.exit();
+  }
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

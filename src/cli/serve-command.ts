@@ -3,6 +3,7 @@ import { startServer } from '../app/start-server';
 import type { KeepalivePolicyOptions } from '../core/keepalive-policy';
 import type { ServerOptionsInput } from '../app/server-options';
 import { num, str, UsageError, type FlagSpec, type FlagValues } from './flags';
+import { removePidFile, writePidFile } from './pid-file';
 
 export const SERVE_SUMMARY = 'Runs a dispatcher: tasks in --store (SQLite under --data-dir by default, or PostgreSQL shared by several dispatchers), gRPC on --grpc-address, health on --admin-address.';
 
@@ -61,6 +62,14 @@ export const SERVE_FLAGS: FlagSpec[] = [
   { name: 'slo-window-ms', env: 'ZONAL_SLO_WINDOW_MS', type: 'number', default: 300_000, description: 'The window of dispatch latency each SLO check judges.' },
   { name: 'slo-min-samples', env: 'ZONAL_SLO_MIN_SAMPLES', type: 'number', default: 20, description: 'Fewest samples of a zone pair in the window for the SLO check to judge it.' },
   { name: 'tracing', env: 'ZONAL_TRACING', type: 'string', default: 'auto', description: "Spans of queued, assigned and completed tasks: auto (when OTEL_* asks for traces), on or off." },
+  { name: 'tls-cert', env: 'ZONAL_TLS_CERT', type: 'string', default: '', description: 'PEM certificate chain of the gRPC port; with --tls-key it serves TLS (reloaded when the file changes). Needs --access-policy. See docs/security.md.' },
+  { name: 'tls-key', env: 'ZONAL_TLS_KEY', type: 'string', default: '', description: 'PEM private key of --tls-cert.' },
+  { name: 'tls-client-ca', env: 'ZONAL_TLS_CLIENT_CA', type: 'string', default: '', description: 'PEM CA bundle of client certificates: mutual TLS; a certificate\'s spiffe:// URI SAN names the caller in --access-policy.' },
+  { name: 'tls-client-certs', env: 'ZONAL_TLS_CLIENT_CERTS', type: 'string', default: 'require', description: 'With --tls-client-ca: require (no certificate, no connection) or optional (token-only clients may connect).' },
+  { name: 'access-policy', env: 'ZONAL_ACCESS_POLICY', type: 'string', default: '', description: 'YAML/JSON access policy (watched): identities by token or SPIFFE ID, per-queue produce and work grants, rate limits, stream and queue caps. Without it and without TLS the dispatcher is open.' },
+  { name: 'admin-token-file', env: 'ZONAL_ADMIN_TOKEN_FILE', type: 'string', default: '', description: 'File of bearer tokens (one per line, watched) the admin port asks for, except on /healthz and /readyz. Required when --admin-address is not loopback.' },
+  { name: 'xds-registration-token-file', env: 'ZONAL_XDS_REGISTRATION_TOKEN_FILE', type: 'string', default: '', description: 'File of shared tokens (one per line, watched): the embedded control plane requires one on registration, and this dispatcher presents the first when it registers. Required when --xds-address is not loopback.' },
+  { name: 'security-poll-ms', env: 'ZONAL_SECURITY_POLL_MS', type: 'number', default: 5_000, description: 'How often the TLS files, the access policy and the token files are checked for changes.' },
   { name: 'config-public-keys', env: 'ZONAL_CONFIG_PUBLIC_KEYS', type: 'string', default: '', description: 'Comma-separated PEM files of ed25519 public keys; once set, unsigned runtime config is refused.' },
 ];
 
@@ -119,6 +128,14 @@ export function serveOptions(values: FlagValues): ServerOptionsInput {
     sloMinSamples: num(values, 'slo-min-samples') ?? 20,
     tracing: (str(values, 'tracing') || 'auto') as 'auto' | 'on' | 'off',
     config: str(values, 'config'),
+    tlsCertFile: str(values, 'tls-cert'),
+    tlsKeyFile: str(values, 'tls-key'),
+    tlsClientCaFile: str(values, 'tls-client-ca'),
+    tlsClientCerts: (str(values, 'tls-client-certs') || 'require') as 'require' | 'optional',
+    accessPolicyFile: str(values, 'access-policy'),
+    adminTokenFile: str(values, 'admin-token-file'),
+    xdsRegistrationTokenFile: str(values, 'xds-registration-token-file'),
+    securityPollMs: num(values, 'security-poll-ms') ?? 5_000,
     configPublicKeyFiles: str(values, 'config-public-keys')
       .split(',')
       .map((s) => s.trim())
@@ -131,21 +148,35 @@ export async function serveCommand(values: FlagValues): Promise<void> {
   const level = str(values, 'log-level');
   if (!['debug', 'info', 'warn', 'error', 'silent'].includes(level)) throw new UsageError(`--log-level must be debug, info, warn, error or silent, got "${level.slice(0, 40)}"`);
   setLogLevel(level as LogLevel);
+  const startedAtMs = Date.now();
   const server = await startServer(serveOptions(values));
+  const pidEntry = writePidFile(server.options.dataDir, startedAtMs);
   // Machine-readable readiness line for scripts and tests.
   process.stdout.write(
     JSON.stringify({ event: 'listening', grpcAddress: server.grpcAddress, adminAddress: server.adminAddress, xdsAddress: server.xdsAddress, zone: server.options.zone, pid: process.pid }) + '\n',
   );
+  let stopping = false;
   const stop = (signal: string): void => {
+    // A second signal while stopping (the kubelet's SIGTERM after a preStop `zonal drain`) changes nothing:
+    // the drain already under way finishes. Listening with on, not once, keeps the default action (exit at once) away.
+    if (stopping) {
+      process.stdout.write(JSON.stringify({ event: 'already-stopping', signal }) + '\n');
+      return;
+    }
+    stopping = true;
     process.stdout.write(JSON.stringify({ event: 'stopping', signal }) + '\n');
     server.stop().then(
-      () => process.exit(0),
+      () => {
+        // Last, after the drain and the final flush: `zonal drain` returns when this is gone.
+        removePidFile(server.options.dataDir, pidEntry);
+        process.exit(0);
+      },
       (err: unknown) => {
         process.stderr.write(`zonal: shutdown failed: ${String(err)}\n`);
         process.exit(1);
       },
     );
   };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
 }

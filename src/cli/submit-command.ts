@@ -1,6 +1,7 @@
 import { startTracingFromEnv } from '../telemetry/otel-sdk';
 import { ProducerClient } from '../client/producer-client';
 import { TaskFailedError } from '../errors';
+import { CLIENT_SECURITY_FLAGS, clientSecurity } from './client-security-flags';
 import { num, str, UsageError, type FlagSpec, type FlagValues } from './flags';
 
 export const SUBMIT_SUMMARY = 'Submits one or many tasks and prints one JSON line per task; --wait also waits for each result.';
@@ -17,6 +18,7 @@ export const SUBMIT_FLAGS: FlagSpec[] = [
   { name: 'delay-ms', env: 'ZONAL_SUBMIT_DELAY_MS', type: 'number', default: 0, description: 'Do not start before now + delay.' },
   { name: 'wait', env: 'ZONAL_SUBMIT_WAIT', type: 'boolean', default: false, description: 'Wait for each task to finish and print its outcome.' },
   { name: 'timeout-ms', env: 'ZONAL_SUBMIT_TIMEOUT_MS', type: 'number', default: 60_000, description: 'With --wait: give up waiting after this long.' },
+  ...CLIENT_SECURITY_FLAGS,
 ];
 
 export async function submitCommand(values: FlagValues): Promise<void> {
@@ -25,13 +27,20 @@ export async function submitCommand(values: FlagValues): Promise<void> {
   const zone = str(values, 'zone');
   // With OTEL_* set, each submit's zonal.submit span is exported and the task carries its trace context.
   const tracing = startTracingFromEnv('zonal-submit');
-  const producer = new ProducerClient({ target: str(values, 'target'), ...(zone !== '' ? { zone } : {}) });
+  const { security, close: closeSecurity } = clientSecurity(values);
+  const producer = new ProducerClient({ target: str(values, 'target'), ...(zone !== '' ? { zone } : {}), ...security });
   const key = str(values, 'idempotency-key');
   const delayMs = num(values, 'delay-ms') ?? 0;
   const maxAttempts = num(values, 'max-attempts');
   let failures = 0;
   try {
-    await producer.ready({ deadlineMs: 10_000 });
+    try {
+      await producer.ready({ deadlineMs: 10_000 });
+    } catch (err) {
+      // A refused TLS handshake looks like a dispatcher that never answers: say what to check.
+      if (security.tls === undefined) throw err;
+      throw new UsageError(`cannot reach ${str(values, 'target')} over TLS (${err instanceof Error ? err.message : String(err)}): check --tls-ca against the dispatcher's certificate, --tls-server-name, and whether it asks for a client certificate (--tls-cert, --tls-key)`);
+    }
     const jobs = Array.from({ length: count }, async (_, i) => {
       const payload = str(values, 'payload').replaceAll('{i}', String(i));
       const { taskId, deduplicated, servedBy } = await producer.submit({
@@ -59,6 +68,7 @@ export async function submitCommand(values: FlagValues): Promise<void> {
     await Promise.all(jobs);
   } finally {
     producer.close();
+    closeSecurity();
     await tracing?.shutdown();
   }
   if (failures > 0) process.exitCode = 3;

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker, type TaskHandler } from '../client/worker';
 import { setLogLevel, type LogLevel } from '../log';
+import { CLIENT_SECURITY_FLAGS, clientSecurity } from './client-security-flags';
 import { num, str, UsageError, type FlagSpec, type FlagValues } from './flags';
 
 export const WORKER_SUMMARY = 'Runs a worker: the built-in demo handler (sleeps, may fail, echoes the payload) or a handler module.';
@@ -17,6 +18,7 @@ export const WORKER_FLAGS: FlagSpec[] = [
   { name: 'sleep-ms', env: 'ZONAL_DEMO_SLEEP_MS', type: 'number', default: 0, description: 'Demo handler: how long each task takes.' },
   { name: 'fail-rate', env: 'ZONAL_DEMO_FAIL_RATE', type: 'number', default: 0, description: 'Demo handler: share of attempts that fail, 0..1.' },
   { name: 'log-level', env: 'ZONAL_LOG_LEVEL', type: 'string', default: 'info', description: 'debug, info, warn or error.' },
+  ...CLIENT_SECURITY_FLAGS,
 ];
 
 export function demoHandler(sleepMs: number, failRate: number): TaskHandler {
@@ -59,8 +61,10 @@ export async function workerCommand(values: FlagValues): Promise<void> {
   const workerId = str(values, 'worker-id');
   // With OTEL_* set, the worker's zonal.execute spans are exported (otel-sdk.ts).
   const tracing = startTracingFromEnv('zonal-worker');
+  const { security, close: closeSecurity } = clientSecurity(values);
   const worker = new Worker({
     target: str(values, 'target'),
+    ...security,
     handler,
     slots: num(values, 'slots') ?? 4,
     queues: str(values, 'queues').split(',').map((q) => q.trim()).filter(Boolean),
@@ -73,6 +77,7 @@ export async function workerCommand(values: FlagValues): Promise<void> {
   const stop = (): void => {
     worker
       .close()
+      .then(() => closeSecurity())
       .then(() => tracing?.shutdown())
       .then(
         () => process.exit(0),

@@ -1,6 +1,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { backoffDelayMs, type BackoffPolicy } from '../core/backoff';
 import type { Random } from '../core/clock';
+import { ZonalError } from '../errors';
 import { fromServiceError, isRetryable } from '../protocol/grpc-errors';
 import { checkRetryBudget, DEFAULT_RETRY_BUDGET, type RetryBudget, type RetryBudgetOptions } from './retry-budget';
 
@@ -77,13 +78,17 @@ export interface RetrySeams {
   sleep?: (ms: number) => Promise<void>;
 }
 
+/** The longest pushback the SDK waits before one retry; a longer hint waits this long (the retry may be refused again). */
+export const MAX_PUSHBACK_MS = 60_000;
+
 const realSleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Runs `attempt` (given its number, 1 for the first) until it succeeds, fails
  * with an error `isRetryable` refuses (CIRCUIT_OPEN among them), runs out of
  * attempts or of retry budget; then throws the last error. Retries wait an
- * exponential backoff with jitter. Each attempt must make its own deadline
+ * exponential backoff with jitter, or the dispatcher's retry pushback when
+ * the error carried one (grpc-retry-pushback-ms; negative: no retry). Each attempt must make its own deadline
  * (`callOnce` does). Only safe for idempotent calls: every submit carries an
  * idempotency key, so a retried SubmitBatch never creates a duplicate.
  */
@@ -95,8 +100,11 @@ export async function callWithRetry<T>(policy: CallPolicy, attempt: (n: number) 
       return await attempt(n);
     } catch (err) {
       if (!isRetryable(err) || n >= policy.maxAttempts) throw err;
+      // The dispatcher's pushback (RATE_LIMITED) replaces the backoff; a negative one means do not retry.
+      const pushbackMs = err instanceof ZonalError ? err.retryPushbackMs : undefined;
+      if (pushbackMs !== undefined && pushbackMs < 0) throw err;
       if (budget !== undefined && !budget.tryWithdraw()) throw err;
-      await sleep(backoffDelayMs(policy.backoff, n, random));
+      await sleep(pushbackMs !== undefined ? Math.min(pushbackMs, MAX_PUSHBACK_MS) : backoffDelayMs(policy.backoff, n, random));
     }
   }
 }

@@ -3,6 +3,42 @@ import { dispatcherService } from '../protocol/service';
 import { deadlineIn } from './call-policy';
 import { ZonalError } from '../errors';
 import { clientKeepaliveOptions, HTTP2_KEEPALIVE_DEFAULTS, validateHttp2Keepalive, type Http2KeepaliveConfig } from '../core/http2-keepalive';
+import { TOKEN_PATTERN } from '../security/token';
+import { channelCredentials, TlsFileProvider } from '../security/tls-files';
+
+/**
+ * How the SDK proves who it is and checks the dispatcher (docs/security.md).
+ * Without `tls` the channel is plaintext; a token is then sent in the clear,
+ * so keep that to loopback.
+ */
+export interface ClientSecurityOptions {
+  /**
+   * TLS to the dispatcher. `caFile` verifies it (the system's roots when
+   * absent); `certFile` and `keyFile` present a client certificate (mutual
+   * TLS). The files are re-read when they change (`reloadMs`, default 5000).
+   * `serverName` is the name the dispatcher's certificate must carry, when it
+   * is not the target's host (an xds:/// target's name is the listener's).
+   */
+  tls?: { caFile?: string; certFile?: string; keyFile?: string; serverName?: string; reloadMs?: number };
+  /** A bearer token, sent as "authorization: Bearer <token>" on every call; a function is asked at each call (a rotated token). */
+  token?: string | (() => string);
+}
+
+/** Adds the bearer token to every call's metadata. */
+function tokenInterceptor(token: () => string): grpc.Interceptor {
+  return (options, nextCall) =>
+    new grpc.InterceptingCall(nextCall(options), {
+      start(metadata, listener, next) {
+        metadata.set('authorization', `Bearer ${token()}`);
+        next(metadata, listener);
+      },
+    });
+}
+
+function checkToken(token: string): string {
+  if (!TOKEN_PATTERN.test(token)) throw new ZonalError('INVALID_ARGUMENT', 'token must be 16 to 4096 visible ASCII characters (no spaces or line breaks)');
+  return token;
+}
 
 let xdsRegistered = false;
 
@@ -27,12 +63,25 @@ function ensureXdsResolver(): void {
  * A zonal.v1.Dispatcher client for `target`: `xds:///listener` (zone-aware,
  * through the control plane), `dns:///host:port` or `host:port`.
  */
-export function createDispatcherClient(target: string, channelOptions: grpc.ChannelOptions = {}, http2: Partial<Http2KeepaliveConfig> = {}): grpc.Client {
+export function createDispatcherClient(target: string, channelOptions: grpc.ChannelOptions = {}, http2: Partial<Http2KeepaliveConfig> = {}, security: ClientSecurityOptions = {}): grpc.Client {
   const keepalive = { ...HTTP2_KEEPALIVE_DEFAULTS, ...http2 };
   validateHttp2Keepalive(keepalive);
   if (target.startsWith('xds:')) ensureXdsResolver();
   const Client = dispatcherService().client;
-  return new Client(target, grpc.credentials.createInsecure(), {
+  const { tls, token } = security;
+  let provider: TlsFileProvider | undefined;
+  if (tls !== undefined && (tls.caFile !== undefined || tls.certFile !== undefined || tls.keyFile !== undefined)) {
+    try {
+      provider = new TlsFileProvider(tls, tls.reloadMs ?? 5_000);
+    } catch (err) {
+      throw new ZonalError('INVALID_ARGUMENT', `tls: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  const credentials = tls !== undefined ? channelCredentials(provider) : grpc.credentials.createInsecure();
+  const readToken = typeof token === 'function' ? () => checkToken(token()) : token !== undefined ? ((t) => () => t)(checkToken(token)) : undefined;
+  const client = new Client(target, credentials, {
+    ...(readToken !== undefined ? { interceptors: [tokenInterceptor(readToken)] } : {}),
+    ...(tls?.serverName !== undefined ? { 'grpc.ssl_target_name_override': tls.serverName } : {}),
     ...clientKeepaliveOptions(keepalive),
     'grpc.max_receive_message_length': 64 * 1024 * 1024,
     'grpc.max_send_message_length': 64 * 1024 * 1024,
@@ -41,6 +90,15 @@ export function createDispatcherClient(target: string, channelOptions: grpc.Chan
     'grpc.max_reconnect_backoff_ms': 5_000,
     ...channelOptions,
   });
+  if (provider !== undefined) {
+    // The file polls end with the client.
+    const close = client.close.bind(client);
+    client.close = () => {
+      provider.close();
+      close();
+    };
+  }
+  return client;
 }
 
 /** Connects and waits for READY (warm-up), so the first call does not pay for the handshake. */

@@ -11,7 +11,7 @@ import type { WireSubmitRequest, WireSubmitResult, WireTaskInfo } from '../proto
 import { Breaker, compileBreakerOptions, type BreakerOptions, type CircuitState } from '../resilience/breaker';
 import { reportCircuitState, type ClientMetrics } from '../telemetry/client-metrics';
 import { callOnce, callWithRetry, compileCallPolicy, type CallPolicy, type CallPolicyInput } from './call-policy';
-import { createDispatcherClient, waitForReady, warmCodec } from './channel';
+import { createDispatcherClient, waitForReady, warmCodec, type ClientSecurityOptions } from './channel';
 import type { Http2KeepaliveConfig } from '../core/http2-keepalive';
 import { SubmitBatcher, type BatcherOptions, type SubmitOutcomeOut } from './submit-batcher';
 import { toTaskInfo, type TaskInfo } from './task-info';
@@ -60,6 +60,10 @@ export interface ProducerClientOptions {
   breaker?: Partial<BreakerOptions>;
   batch?: Partial<BatcherOptions>;
   channelOptions?: grpc.ChannelOptions;
+  /** TLS (and mutual TLS) to the dispatcher; plaintext when absent (docs/security.md). */
+  tls?: ClientSecurityOptions['tls'];
+  /** Bearer token of this client's identity in the dispatcher's access policy. */
+  token?: ClientSecurityOptions['token'];
   /** HTTP/2 PING settings; validated against the server's ping policy (see http2-keepalive.ts). */
   http2Keepalive?: Partial<Http2KeepaliveConfig>;
   /** Where to report metrics (the circuit state); nothing is reported without it. */
@@ -102,7 +106,7 @@ export class ProducerClient {
   constructor(options: ProducerClientOptions) {
     this.policy = compileCallPolicy(options.call);
     const breakerOptions = compileBreakerOptions(options.breaker);
-    this.client = createDispatcherClient(options.target, options.channelOptions, options.http2Keepalive);
+    this.client = createDispatcherClient(options.target, options.channelOptions, options.http2Keepalive, { ...(options.tls !== undefined ? { tls: options.tls } : {}), ...(options.token !== undefined ? { token: options.token } : {}) });
     this.budget = new RetryBudget(this.policy.retryBudget);
     this.breaker = new Breaker(options.target, breakerOptions);
     this.breaker.onStateChange((state, previous) => {
@@ -184,8 +188,9 @@ export class ProducerClient {
     const span = tracer.startSpan('zonal.submit', { kind: SpanKind.PRODUCER, attributes: { 'zonal.queue': task.queue ?? '' } }, context.active());
     const carrier = carrierOf(span);
     const request = toRequest(task, this.zone, carrier);
-    if (!span.isRecording()) return this.batcher.submit(request);
-    return this.batcher.submit(request).then(
+    const sent = task.idempotencyKey === undefined ? this.batcher.submit(request).then(ownKey) : this.batcher.submit(request);
+    if (!span.isRecording()) return sent;
+    return sent.then(
       (out) => {
         span.setAttribute('zonal.task_id', out.taskId);
         span.end();
@@ -311,6 +316,11 @@ export class ProducerClient {
     if (fn === undefined) throw new ZonalError('INTERNAL', `the client has no method ${name}`);
     return fn.bind(this.client);
   }
+}
+
+/** A key the SDK made is this call's alone: a task found under it is the call's own retried attempt (SubmitOutcomeOut.deduplicated). */
+function ownKey(out: SubmitOutcomeOut): SubmitOutcomeOut {
+  return out.deduplicated ? { ...out, deduplicated: false } : out;
 }
 
 function toRequest(task: SubmitOptions, zone: string, trace: TraceCarrier): Partial<WireSubmitRequest> {

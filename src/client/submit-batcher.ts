@@ -3,6 +3,12 @@ import { ZonalError, isReason } from '../errors';
 
 export interface SubmitOutcomeOut {
   taskId: string;
+  /**
+   * The task already existed under this idempotency key. Always false when
+   * the SDK made the key (no `idempotencyKey` given): that key belongs to
+   * this one call, so an existing task can only be the call's own earlier
+   * attempt, made durable before its answer was lost and retried.
+   */
   deduplicated: boolean;
   /** The dispatcher that made it durable: "<zone>/<id>". */
   servedBy: string;

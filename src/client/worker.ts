@@ -1,3 +1,4 @@
+import { UPDATE_LIMITS } from '../core/update-rules';
 import { context, SpanKind, SpanStatusCode, trace as otelTrace } from '@opentelemetry/api';
 import { contextFrom } from '../telemetry/trace-context';
 import { bootstrapZone } from './bootstrap-zone';
@@ -10,7 +11,7 @@ import type { Http2KeepaliveConfig } from '../core/http2-keepalive';
 import { createLogger } from '../log';
 import type { Outgoing, WireAssignment, WireDispatcherMessage, WireWelcome, WireWorkerMessage } from '../protocol/wire';
 import { deadlineIn } from './call-policy';
-import { createDispatcherClient, waitForReady, warmCodec } from './channel';
+import { createDispatcherClient, waitForReady, warmCodec, type ClientSecurityOptions } from './channel';
 import { WorkerConnection, type SettledUpdate } from './worker-connection';
 
 const log = createLogger('worker');
@@ -60,6 +61,10 @@ export interface WorkerOptions {
   labels?: Record<string, string>;
   reconnectBackoff?: BackoffPolicy;
   channelOptions?: grpc.ChannelOptions;
+  /** TLS (and mutual TLS) to the dispatcher; plaintext when absent (docs/security.md). */
+  tls?: ClientSecurityOptions['tls'];
+  /** Bearer token of this client's identity in the dispatcher's access policy. */
+  token?: ClientSecurityOptions['token'];
   /** HTTP/2 PING settings; validated against the server's ping policy (see http2-keepalive.ts). */
   http2Keepalive?: Partial<Http2KeepaliveConfig>;
   /** Called each time a dispatcher welcomes this worker (first connect, reconnects, moves). */
@@ -167,7 +172,7 @@ export class Worker {
     this.workerId = options.workerId ?? `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.slots = options.slots ?? 4;
     this.reconnectBackoff = options.reconnectBackoff ?? { initialMs: 100, multiplier: 2, maxMs: 5_000, jitter: 0.5 };
-    this.client = createDispatcherClient(options.target, options.channelOptions, options.http2Keepalive);
+    this.client = createDispatcherClient(options.target, options.channelOptions, options.http2Keepalive, { ...(options.tls !== undefined ? { tls: options.tls } : {}), ...(options.token !== undefined ? { token: options.token } : {}) });
   }
 
   get lifecycle(): WorkerLifecycle {
@@ -203,7 +208,13 @@ export class Worker {
     if (this.state !== 'INITIALIZED') throw new ZonalError('INTERNAL', `start() called twice (worker is ${this.state})`);
     warmConnectCodec();
     this.connect();
-    await this.waitFor(() => this.state === 'RUNNING', options.deadlineMs ?? 10_000, 'the dispatcher did not welcome the worker in time');
+    try {
+      await this.waitFor(() => this.state === 'RUNNING', options.deadlineMs ?? 10_000, 'the dispatcher did not welcome the worker in time');
+    } catch (err) {
+      // Say why, when the dispatcher said: a refused token or grant is not a slow network.
+      if (this.lastStreamError !== undefined) throw new ZonalError('DEADLINE_EXCEEDED', `the dispatcher did not welcome the worker in time; its last stream ended with: ${this.lastStreamError}`, { cause: err });
+      throw err;
+    }
   }
 
   /**
@@ -350,6 +361,9 @@ export class Worker {
     });
   }
 
+  /** The details of the last stream that ended with an error status (start() reports it when it times out). */
+  private lastStreamError: string | undefined;
+
   private onClosed(connection: WorkerConnection, error: grpc.ServiceError | undefined): void {
     if (this.connection !== connection) return;
     this.connection = undefined;
@@ -373,7 +387,13 @@ export class Worker {
       // RST_STREAM ENHANCE_YOUR_CALM (or a memory limit): back off harder before trying again.
       log.warn('the dispatcher or a proxy asked this worker to calm down (ENHANCE_YOUR_CALM); backing off', { workerId: this.workerId, details: error?.details });
     }
-    if (!moving) this.failures += calmDown ? 3 : 1;
+    const refused = error?.code === Status.UNAUTHENTICATED || error?.code === Status.PERMISSION_DENIED;
+    if (refused) {
+      // Retrying helps only once the dispatcher's access policy changes (it reloads): say so loudly, and back off hard.
+      log.warn("the dispatcher's access policy refused this worker; retrying with backoff (fix the token, certificate or grants)", { workerId: this.workerId, details: error?.details });
+    }
+    if (error !== undefined) this.lastStreamError = error.details;
+    if (!moving) this.failures += calmDown || refused ? 3 : 1;
     const delayMs = moving ? 0 : backoffDelayMs(this.reconnectBackoff, this.failures, Math.random);
     log.info('stream closed; reconnecting', { workerId: this.workerId, code: error?.code, details: error?.details, delayMs });
     this.setState('CONNECTING');
@@ -431,8 +451,15 @@ export class Worker {
             finish('CANCELLED', {});
             return;
           }
+          const bytes = typeof result === 'string' ? Buffer.from(result, 'utf8') : result ? Buffer.from(result) : Buffer.alloc(0);
+          if (bytes.byteLength > UPDATE_LIMITS.maxResultBytes) {
+            // The dispatcher would refuse it; the task fails for good with a reason the producer can read.
+            this.stats.failed += 1;
+            finish('FAILED', { error: { ...errorInfo('HANDLER_FAILED', `the handler returned ${bytes.byteLength} bytes; a result holds at most ${UPDATE_LIMITS.maxResultBytes}: store it elsewhere and return a reference`), retryable: false } });
+            return;
+          }
           this.stats.completed += 1;
-          finish('COMPLETED', { result: typeof result === 'string' ? Buffer.from(result, 'utf8') : result ? Buffer.from(result) : Buffer.alloc(0) });
+          finish('COMPLETED', { result: bytes });
         },
         (err: unknown) => {
           if (flight.cancelReason !== '') {
@@ -440,7 +467,8 @@ export class Worker {
             return;
           }
           this.stats.failed += 1;
-          const message = err instanceof Error ? err.message : String(err);
+          // The dispatcher keeps at most maxErrorMessageChars of it.
+          const message = (err instanceof Error ? err.message : String(err)).slice(0, UPDATE_LIMITS.maxErrorMessageChars);
           const error = { ...errorInfo('HANDLER_FAILED', message), retryable: !(err instanceof NonRetryableError) };
           finish('FAILED', { error });
         },

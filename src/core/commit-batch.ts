@@ -11,8 +11,7 @@ import type { TaskRecord } from './task-fields';
  * definition columns are never written again. Conditional: it applies only
  * while the store holds `expectVersion`, the version the engine read or last
  * wrote. It also counts as applied when the store already holds exactly this
- * write (same version, state, attempt and owner): a retry of a commit whose
- * outcome was unknown.
+ * write (`holdsSameWrite`): a retry of a commit whose outcome was unknown.
  */
 export interface StateWrite {
   record: TaskRecord;
@@ -23,6 +22,34 @@ export interface StateWrite {
    * claim given back before any worker saw it).
    */
   requeue: 'back' | 'keep' | 'none';
+}
+
+/**
+ * Whether the row `current` already holds the write `next`: same version,
+ * state, attempt and owner, and the same error and result. The error and
+ * result matter: another writer (the dispatcher that reaped the task, say)
+ * can reach the same version, state and attempt with its own outcome, and a
+ * late writer must then hear of the conflict, not be told it applied.
+ */
+export function holdsSameWrite(current: TaskRecord, next: TaskRecord): boolean {
+  return (
+    current.version === next.version &&
+    current.state === next.state &&
+    current.attempt === next.attempt &&
+    current.owner === next.owner &&
+    sameError(current.error, next.error) &&
+    sameBytes(current.result, next.result)
+  );
+}
+
+function sameError(a: TaskRecord['error'], b: TaskRecord['error']): boolean {
+  if (a === null || b === null) return a === b;
+  return a.code === b.code && a.reason === b.reason && a.message === b.message && a.retryable === b.retryable;
+}
+
+function sameBytes(a: Uint8Array | null, b: Uint8Array | null): boolean {
+  if (a === null || b === null) return a === b;
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
 }
 
 /** One slot of a session with free capacity, offered to a claim. */

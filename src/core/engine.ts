@@ -17,7 +17,7 @@ import { taskEvent, type EngineEvent, type TaskEvent } from './task-events';
 import type { TaskRecord, TaskSpec } from './task-fields';
 import { canTransition, isTerminal, type TaskState } from './task-state';
 import { decideUpdate } from './update-rules';
-import type { UpdateAckOut, WorkerUpdate } from './update';
+import { remembered, type UpdateAckOut, type WorkerUpdate } from './update';
 
 export type { AssignmentOut, CancelOut, CancelOutcome, Effects, EngineIdentity, FinishedTask, MoveReason, SubmitOut } from './engine-types';
 
@@ -25,10 +25,12 @@ export type { AssignmentOut, CancelOut, CancelOutcome, Effects, EngineIdentity, 
 const REMEMBERED = 10_000;
 
 type Deadline =
-  | { atMs: number; kind: 'attempt'; task: TaskRecord; attempt: number }
-  | { atMs: number; kind: 'idle' | 'drain' | 'maxAge'; session: SessionState }
+  /** By id, not by record: a task that finished at once must not stay pinned (payload and result) until its attempt timeout. */
+  | { atMs: number; kind: 'attempt'; taskId: string; attempt: number }
+  /** Sessions by id too: a closed session leaves the map, and its deadlines then find nothing. */
+  | { atMs: number; kind: 'idle' | 'drain' | 'maxAge'; sessionId: string }
   /** `generation` must match the session's: a rescheduled heartbeat retires the older deadline. */
-  | { atMs: number; kind: 'heartbeat'; session: SessionState; generation: number };
+  | { atMs: number; kind: 'heartbeat'; sessionId: string; generation: number };
 
 /**
  * The dispatch core: every task and session rule, with no I/O and no timers.
@@ -65,7 +67,17 @@ export class Engine {
   private readonly duplicateOf = new BoundedMap<string, string>(REMEMBERED);
   private readonly finished = new BoundedMap<string, FinishedTask>(REMEMBERED);
   /** Tasks lost to another dispatcher's change: the attempt this one held, and what the store held then. */
-  private readonly lost = new BoundedMap<string, { attempt: number; view: FinishedTask }>(REMEMBERED);
+  /** Tasks taken away from this engine; `atStep` orders the loss against accepted updates (settleAck). */
+  private readonly lost = new BoundedMap<string, { attempt: number; view: FinishedTask; atStep: number }>(REMEMBERED);
+  /**
+   * A counter of accepted updates and losses, and the step at which each
+   * accepted ack was given: an update accepted before its task was lost
+   * (and so before its write could be durable) is rejected when it settles,
+   * whatever attempt the task has moved to since (a retry in memory, a new
+   * claim by the same commit).
+   */
+  private step = 0;
+  private readonly acceptedAtStep = new WeakMap<UpdateAckOut, number>();
   private readonly sessions = new Map<string, SessionState>();
   private readonly rings = new Map<string, SessionRing>();
   /** What the store may hold for each queue: whether a new task may be assigned at once, whether a claim may find one. */
@@ -163,6 +175,17 @@ export class Engine {
   }
 
   /** Summary of a task that left memory: finished here, or lost to another dispatcher's change. */
+  /** A mark of now, for `lostSince`. */
+  mark(): number {
+    return this.step;
+  }
+
+  /** What the store held when `taskId` was taken from this engine, if that happened after `mark`. */
+  lostSince(taskId: string, mark: number): FinishedTask | undefined {
+    const lost = this.lost.get(taskId);
+    return lost !== undefined && lost.atStep > mark ? lost.view : undefined;
+  }
+
   finishedTask(taskId: string): FinishedTask | undefined {
     return this.finished.get(taskId) ?? this.lost.get(taskId)?.view;
   }
@@ -231,7 +254,7 @@ export class Engine {
       }
     }
     const view: FinishedTask = { id: task.id, state: current?.state ?? task.state, version: current?.version ?? task.version, attempt: current?.attempt ?? task.attempt, sessionId: '' };
-    this.lost.set(task.id, { attempt: task.attempt, view });
+    this.lost.set(task.id, { attempt: task.attempt, view, atStep: ++this.step });
     this.tasks.delete(task.id);
     this.pending.forget(task.id);
   }
@@ -303,13 +326,13 @@ export class Engine {
     this.sessions.set(session.id, session);
     this.applyKeepalive(session);
     session.announcedIntervalMs = session.intervalMs;
-    this.deadlines.push({ atMs: now + session.idleTimeoutMs, kind: 'idle', session });
-    this.deadlines.push({ atMs: now + session.intervalMs, kind: 'heartbeat', session, generation: session.heartbeatGeneration });
+    this.deadlines.push({ atMs: now + session.idleTimeoutMs, kind: 'idle', sessionId: session.id });
+    this.deadlines.push({ atMs: now + session.intervalMs, kind: 'heartbeat', sessionId: session.id, generation: session.heartbeatGeneration });
     if (this.options.maxSessionAgeMs > 0) {
       // Jitter so sessions opened together do not all move together; drawn
       // from the session id so the injected random stays for backoff alone.
       const ageMs = this.options.maxSessionAgeMs * (1 - 0.1 * unitHash(session.id));
-      this.deadlines.push({ atMs: now + Math.max(ageMs, this.options.minSessionAgeToMoveMs), kind: 'maxAge', session });
+      this.deadlines.push({ atMs: now + Math.max(ageMs, this.options.minSessionAgeToMoveMs), kind: 'maxAge', sessionId: session.id });
     }
     // The store may hold ready tasks of its queues (some no other session could take): claim for it.
     for (const queue of session.queues) this.backlog.unknown(queue, now, now);
@@ -376,7 +399,7 @@ export class Engine {
       this.closeSession(session, 'DRAINED');
       return;
     }
-    this.deadlines.push({ atMs: session.drainDeadlineMs, kind: 'drain', session });
+    this.deadlines.push({ atMs: session.drainDeadlineMs, kind: 'drain', sessionId: session.id });
   }
 
   /** Drains every open session (dispatcher shutdown). */
@@ -407,7 +430,7 @@ export class Engine {
   /** Retunes a session's keepalive (session-keepalive.ts) and carries out what that asks. */
   private applyKeepalive(session: SessionState, announceAnyChange = false): void {
     const out = retuneKeepalive(session, this.options.keepalive, this.sessions.size, this.nowMs, announceAnyChange);
-    if (out.heartbeatAtMs !== undefined) this.deadlines.push({ atMs: out.heartbeatAtMs, kind: 'heartbeat', session, generation: session.heartbeatGeneration });
+    if (out.heartbeatAtMs !== undefined) this.deadlines.push({ atMs: out.heartbeatAtMs, kind: 'heartbeat', sessionId: session.id, generation: session.heartbeatGeneration });
     if (out.announce !== undefined) this.effects.keepaliveUpdates.push({ sessionId: session.id, ...out.announce });
   }
 
@@ -420,7 +443,7 @@ export class Engine {
       return;
     }
     if (verdict.ping !== undefined) this.effects.pings.push({ sessionId: session.id, ...verdict.ping });
-    this.deadlines.push({ atMs: verdict.nextAtMs, kind: 'heartbeat', session, generation: session.heartbeatGeneration });
+    this.deadlines.push({ atMs: verdict.nextAtMs, kind: 'heartbeat', sessionId: session.id, generation: session.heartbeatGeneration });
   }
 
   /** GoAway + drain: the worker finishes what it holds here and reconnects (its balancer picks again). */
@@ -459,12 +482,14 @@ export class Engine {
     }
     const decision = decideUpdate(this, session, update);
     if (decision.kind === 'answer') {
-      if (decision.record) session.sequence.record(update, decision.ack);
+      if (decision.record) session.sequence.record(remembered(update), decision.ack);
       if (decision.ack.result === 'REJECTED') this.refused(session.zone, decision.ack.reason);
       return decision.ack;
     }
     const { task, hold } = decision;
     const status = update.status;
+    // What the session keeps of this update to recognise a resend (a large result by its hash).
+    const kept = remembered(update);
     task.progressPermille = update.progressPermille;
     task.version = update.version;
     task.updatedMs = this.nowMs;
@@ -473,7 +498,7 @@ export class Engine {
       this.transition(task, 'RUNNING');
       this.markDirty(task, 'none');
       ack = accepted(update, task);
-      hold.lastAccepted = { update, ack };
+      hold.lastAccepted = { update: kept, ack };
     } else {
       session.holds.delete(holdKey(hold.taskId, hold.attempt));
       if (status === 'COMPLETED') {
@@ -487,10 +512,11 @@ export class Engine {
         }
       }
       ack = accepted(update, task);
-      session.rememberFinished(task.id, update, ack);
+      session.rememberFinished(task.id, kept, ack);
       this.afterRelease(session);
     }
-    session.sequence.record(update, ack);
+    session.sequence.record(kept, ack);
+    this.acceptedAtStep.set(ack, ++this.step);
     return ack;
   }
 
@@ -507,7 +533,11 @@ export class Engine {
   settleAck(update: Pick<WorkerUpdate, 'taskId' | 'attempt'>, ack: UpdateAckOut): UpdateAckOut {
     if (ack.result === 'REJECTED') return ack;
     const lost = this.lost.get(update.taskId);
-    if (lost === undefined || lost.attempt !== update.attempt || this.tasks.has(update.taskId)) return ack;
+    if (lost === undefined) return ack;
+    const acceptedAt = this.acceptedAtStep.get(ack);
+    // An ack accepted here is void if its task was lost after it; a DUPLICATE (no step) if its own attempt was lost and not taken again.
+    const voided = acceptedAt !== undefined ? lost.atStep > acceptedAt : lost.attempt === update.attempt && !this.tasks.has(update.taskId);
+    if (!voided) return ack;
     const { view } = lost;
     const terminal = isTerminal(view.state);
     this.refused('', terminal ? 'TERMINAL' : 'FENCED');
@@ -548,29 +578,35 @@ export class Engine {
       this.deadlines.pop();
       switch (top.kind) {
         case 'attempt': {
-          const task = top.task;
-          if (this.tasks.get(task.id) === task && (task.state === 'ASSIGNED' || task.state === 'RUNNING') && task.attempt === top.attempt && task.owner === this.identity.owner) {
+          const task = this.tasks.get(top.taskId);
+          if (task !== undefined && task.attemptDeadlineMs === top.atMs && (task.state === 'ASSIGNED' || task.state === 'RUNNING') && task.attempt === top.attempt && task.owner === this.identity.owner) {
             this.timeoutAttempt(task);
           }
           break;
         }
         case 'idle': {
-          const session = top.session;
-          if (session.lifecycle === 'CLOSED') break;
+          const session = this.sessions.get(top.sessionId);
+          if (session === undefined || session.lifecycle === 'CLOSED') break;
           const expiresMs = Math.max(session.lastInboundMs + session.idleTimeoutMs, session.idleNotBeforeMs);
           if (expiresMs <= now) this.closeSession(session, 'IDLE');
-          else this.deadlines.push({ atMs: expiresMs, kind: 'idle', session });
+          else this.deadlines.push({ atMs: expiresMs, kind: 'idle', sessionId: session.id });
           break;
         }
-        case 'drain':
-          if (top.session.lifecycle === 'DRAINING') this.closeSession(top.session, 'DRAIN_EXPIRED');
+        case 'drain': {
+          const session = this.sessions.get(top.sessionId);
+          if (session?.lifecycle === 'DRAINING') this.closeSession(session, 'DRAIN_EXPIRED');
           break;
-        case 'maxAge':
-          if (top.session.lifecycle === 'OPEN') this.moveSession(top.session, 'MAX_SESSION_AGE');
+        }
+        case 'maxAge': {
+          const session = this.sessions.get(top.sessionId);
+          if (session?.lifecycle === 'OPEN') this.moveSession(session, 'MAX_SESSION_AGE');
           break;
-        case 'heartbeat':
-          if (top.session.lifecycle !== 'CLOSED' && top.generation === top.session.heartbeatGeneration) this.heartbeat(top.session, now);
+        }
+        case 'heartbeat': {
+          const session = this.sessions.get(top.sessionId);
+          if (session !== undefined && session.lifecycle !== 'CLOSED' && top.generation === session.heartbeatGeneration) this.heartbeat(session, now);
           break;
+        }
       }
     }
   }
@@ -895,7 +931,7 @@ export class Engine {
   /** The session holds the task's current attempt: a hold, its deadline, and the assignment to send. */
   private hold(task: TaskRecord, session: SessionState, now: number): void {
     session.holds.set(holdKey(task.id, task.attempt), { taskId: task.id, attempt: task.attempt, orphan: false, assignedVersion: task.version, assignedMs: now, acknowledged: false });
-    this.deadlines.push({ atMs: task.attemptDeadlineMs, kind: 'attempt', task, attempt: task.attempt });
+    this.deadlines.push({ atMs: task.attemptDeadlineMs, kind: 'attempt', taskId: task.id, attempt: task.attempt });
     pushTo(this.effects.assignments, session.id, { task, attempt: task.attempt, version: task.version, deadlineMs: task.attemptDeadlineMs });
     this.effects.events.push(this.taskEvent('assigned', task, {}));
   }

@@ -50,8 +50,21 @@ function duplicateOf(update: WorkerUpdate, previous: UpdateAckOut): UpdateDecisi
   return { kind: 'answer', record: true, ack: { ...previous, sequenceId: update.sequenceId, result: previous.result === 'REJECTED' ? 'REJECTED' : 'DUPLICATE' } };
 }
 
+/** Bounds of what a worker reports (docs/security.md, "Bounds"). */
+export const UPDATE_LIMITS = {
+  maxTaskIdChars: 128,
+  /** A result larger than this is refused: GetTask and WatchTask must still carry payload and result in one message. */
+  maxResultBytes: 16 * 1024 * 1024,
+  maxErrorReasonChars: 128,
+  maxErrorMessageChars: 4096,
+} as const;
+
 function fieldProblem(update: WorkerUpdate): string | undefined {
   if (update.taskId === '') return 'task_id is empty';
+  if (update.taskId.length > UPDATE_LIMITS.maxTaskIdChars) return `task_id is longer than ${UPDATE_LIMITS.maxTaskIdChars} characters`;
+  if (update.result !== null && update.result.byteLength > UPDATE_LIMITS.maxResultBytes) return `result is ${update.result.byteLength} bytes; at most ${UPDATE_LIMITS.maxResultBytes} are kept (store large results elsewhere and return a reference)`;
+  if (update.error !== null && update.error.reason.length > UPDATE_LIMITS.maxErrorReasonChars) return `error.reason is longer than ${UPDATE_LIMITS.maxErrorReasonChars} characters`;
+  if (update.error !== null && update.error.message.length > UPDATE_LIMITS.maxErrorMessageChars) return `error.message is longer than ${UPDATE_LIMITS.maxErrorMessageChars} characters`;
   if (!isWorkerStatus(update.status)) return `status ${update.status} is not one a worker may report (RUNNING, COMPLETED, FAILED, CANCELLED)`;
   if (!Number.isSafeInteger(update.attempt) || update.attempt < 1) return 'attempt must be >= 1';
   if (!Number.isSafeInteger(update.version) || update.version < 1) return `version must be >= 1 and at most ${MAX_WIRE_INTEGER} (2^53-1)`;

@@ -20,18 +20,16 @@
  * demo-starting, demo-ready {pages: [{dispatcherId, zone, url}], store,
  * links}, load-stats, demo-stopping, demo-stopped, demo-failed.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import * as readline from 'node:readline';
 import { helpText, parseFlags, UsageError, type FlagSpec } from '../cli/flags';
+import { killDemoChildrenNow, onStopSignals, startDemoChild, stopDemoChildren, type DemoChild } from './demo-children';
 import { chooseDemoStore, dropDemoSchema, type DemoStore } from './demo-store';
 import { DEMO_ZONES, demoLinks, dispatcherIdOf, type ZoneLoadSpec } from './demo-topology';
 
 const CLI = path.resolve(__dirname, '..', 'cli', 'main.js');
 const ZONE_LOAD = path.join(__dirname, 'zone-load.js');
-const PARENT_WATCH = path.join(__dirname, 'parent-watch.js');
 const START_TIMEOUT_MS = 30_000;
 const LOAD_STOP_TIMEOUT_MS = 5_000;
 const DISPATCHER_STOP_TIMEOUT_MS = 10_000;
@@ -45,108 +43,21 @@ const FLAGS: FlagSpec[] = [
   { name: 'json', env: 'ZONAL_DEMO_JSON', type: 'boolean', default: false, description: 'Print JSON events (demo-ready with the page URLs, …) instead of text.' },
 ];
 
-interface Child {
-  name: string;
-  child: ChildProcess;
-  events: Record<string, unknown>[];
-  stderrTail: string[];
-  exited: Promise<void>;
-  waitForEvent(name: string, timeoutMs: number): Promise<Record<string, unknown>>;
-}
+type Child = DemoChild;
 
 const children: Child[] = [];
 
-function alive(c: Child): boolean {
-  return c.child.exitCode === null && c.child.signalCode === null;
-}
-
-/** A JSON log line below error level: kept for the failure report, not printed (SLO breach warnings would flood the terminal). */
-function isQuietLogLine(line: string): boolean {
-  try {
-    const level = (JSON.parse(line) as { level?: unknown }).level;
-    return level !== 'error' && level !== 'fatal';
-  } catch {
-    return false;
-  }
-}
-
 function startChild(name: string, script: string, args: string[], options: { stdin: 'ignore' | 'pipe' }): Child {
-  const child = spawn(process.execPath, ['--require', PARENT_WATCH, script, ...args], {
-    env: { ...process.env, ZONAL_LOG_LEVEL: 'warn', ZONAL_XDS_ADDRESS: 'off', ZONAL_DEMO_PARENT_PID: String(process.pid) },
-    stdio: [options.stdin, 'pipe', 'pipe'],
-    // Its own process group: a terminal's Ctrl-C reaches only the demo, which stops the children in order.
-    detached: true,
-  });
-  const events: Record<string, unknown>[] = [];
-  const stderrTail: string[] = [];
-  const listeners = new Set<() => void>();
-  readline.createInterface({ input: child.stdout! }).on('line', (line) => {
-    try {
-      events.push(JSON.parse(line) as Record<string, unknown>);
-    } catch {
-      events.push({ event: 'text', line });
-    }
-    for (const l of [...listeners]) l();
-  });
-  readline.createInterface({ input: child.stderr! }).on('line', (line) => {
-    stderrTail.push(line);
-    if (stderrTail.length > 20) stderrTail.shift();
-    if (!isQuietLogLine(line)) process.stderr.write(`[${name}] ${line}\n`);
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  void exited.then(() => {
-    for (const l of [...listeners]) l();
-  });
-  const c: Child = {
-    name,
-    child,
-    events,
-    stderrTail,
-    exited,
-    waitForEvent(event, timeoutMs) {
-      return new Promise((resolve, reject) => {
-        const check = (): void => {
-          const found = events.find((e) => e['event'] === event);
-          if (found !== undefined) {
-            done();
-            resolve(found);
-          } else if (!alive(c)) {
-            done();
-            reject(new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before it was ready: ${stderrTail.slice(-5).join(' | ') || 'no output'}`));
-          }
-        };
-        const timer = setTimeout(() => {
-          done();
-          reject(new Error(`${name} was not ready within ${timeoutMs} ms: ${stderrTail.slice(-5).join(' | ') || 'no output'}`));
-        }, timeoutMs);
-        const done = (): void => {
-          clearTimeout(timer);
-          listeners.delete(check);
-        };
-        listeners.add(check);
-        check();
-      });
-    },
-  };
+  // No embedded control plane: the demo's dispatchers serve their own page, not xDS.
+  const c = startDemoChild(name, [script, ...args], { stdin: options.stdin, env: { ZONAL_XDS_ADDRESS: 'off' } });
   children.push(c);
   return c;
 }
 
-/** SIGTERM, then SIGKILL for whoever is still there after `timeoutMs`. */
-async function stopChildren(list: Child[], timeoutMs: number): Promise<void> {
-  for (const c of list) if (alive(c)) c.child.kill('SIGTERM');
-  const all = Promise.all(list.map((c) => c.exited));
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), timeoutMs)));
-  if ((await Promise.race([all, late])) === 'late') {
-    for (const c of list) if (alive(c)) c.child.kill('SIGKILL');
-    await all;
-  }
-  clearTimeout(timer);
-}
+const stopChildren = (list: Child[], timeoutMs: number): Promise<void> => stopDemoChildren(list, timeoutMs, 'zonal demo');
 
 function killAllNow(): void {
-  for (const c of children) if (alive(c)) c.child.kill('SIGKILL');
+  killDemoChildrenNow(children);
 }
 
 async function main(): Promise<number> {
@@ -195,13 +106,7 @@ async function main(): Promise<number> {
       finished?.(code);
     })());
 
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => {
-      // A second Ctrl-C while stopping: no more waiting for graceful exits.
-      if (state === 'stopping') killAllNow();
-      else void stop(signal, 0);
-    });
-  }
+  onStopSignals(() => state === 'stopping', (signal) => void stop(signal, 0), killAllNow);
 
   try {
     store = await chooseDemoStore(String(values['store']), process.env, process.pid);

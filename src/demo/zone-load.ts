@@ -20,6 +20,7 @@ import * as readline from 'node:readline';
 import { ProducerClient, Worker } from '../index';
 import { FaultProxy } from '../testing/fault-proxy';
 import { DEMO_IDLE_QUEUE, DEMO_QUEUE, DEMO_ZONES, linkOneWayMs, type ZoneLoadSpec } from './demo-topology';
+import { startSteadyRate, type SteadyRate } from './steady-rate';
 
 const TICK_MS = 20;
 const STATS_EVERY_MS = 5_000;
@@ -42,8 +43,8 @@ async function main(): Promise<void> {
   const workers: Worker[] = [];
   let producer: ProducerClient | undefined;
   const counts = { submitted: 0, acknowledged: 0, failed: 0, skipped: 0, lastError: '' };
-  let pending = 0;
-  let ticker: NodeJS.Timeout | undefined;
+  let rate: SteadyRate | undefined;
+  const pending = (): number => rate?.inFlight() ?? 0;
   let statsTimer: NodeJS.Timeout | undefined;
 
   const completed = (): number => workers.reduce((n, w) => n + w.stats.completed, 0);
@@ -51,10 +52,10 @@ async function main(): Promise<void> {
   let stopping: Promise<void> | undefined;
   const stop = (reason: string): Promise<void> =>
     (stopping ??= (async () => {
-      if (ticker !== undefined) clearInterval(ticker);
+      rate?.stop();
       if (statsTimer !== undefined) clearInterval(statsTimer);
       // Let answered-soon submits land, then close: the rest fail with SHUTTING_DOWN, which is fine here.
-      for (let waited = 0; pending > 0 && waited < 1_000; waited += 50) await sleep(50);
+      for (let waited = 0; pending() > 0 && waited < 1_000; waited += 50) await sleep(50);
       producer?.close();
       await Promise.all(workers.map((w) => w.close({ graceMs: 1_000 }).catch(() => undefined)));
       await Promise.all(proxies.map((p) => p.close()));
@@ -96,32 +97,22 @@ async function main(): Promise<void> {
   await producer.ready({ deadlineMs: 30_000 });
   print({ event: 'load-ready', zone, pid: process.pid, proxies: proxies.map((p) => p.address) });
 
-  // A steady rate: each tick submits what the elapsed time says is due.
-  const startedMs = Date.now();
   const client = producer;
-  ticker = setInterval(() => {
-    const due = Math.floor(((Date.now() - startedMs) * spec.ratePerSec) / 1000) - counts.submitted - counts.skipped;
-    for (let i = 0; i < due; i++) {
-      if (pending >= MAX_PENDING_SUBMITS) {
-        counts.skipped += 1;
-        continue;
-      }
-      const n = counts.submitted++;
-      pending += 1;
+  rate = startSteadyRate({
+    ratePerSec: spec.ratePerSec,
+    tickMs: TICK_MS,
+    maxInFlight: MAX_PENDING_SUBMITS,
+    counts,
+    start: (n) =>
       client.submit({ payload: `${zone}-${n}`, queue: DEMO_QUEUE, preferredZone: DEMO_ZONES[n % DEMO_ZONES.length]!, maxAttempts: 3 }).then(
-        () => {
-          pending -= 1;
-          counts.acknowledged += 1;
-        },
+        () => void (counts.acknowledged += 1),
         (err: unknown) => {
-          pending -= 1;
           counts.failed += 1;
           counts.lastError = err instanceof Error ? err.message : String(err);
         },
-      );
-    }
-  }, TICK_MS);
-  statsTimer = setInterval(() => print({ event: 'load-stats', zone, ...counts, completed: completed(), pending }), STATS_EVERY_MS);
+      ),
+  });
+  statsTimer = setInterval(() => print({ event: 'load-stats', zone, ...counts, completed: completed(), pending: pending() }), STATS_EVERY_MS);
 }
 
 main().catch((err: unknown) => {

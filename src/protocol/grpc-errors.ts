@@ -3,12 +3,20 @@ import { isReason, Status, ZonalError, type Reason } from '../errors';
 
 /** Trailing metadata key that carries the stable reason of an error status. */
 export const REASON_METADATA_KEY = 'zonal-reason';
+/**
+ * gRPC's standard retry pushback (gRFC A6): trailing metadata with the
+ * milliseconds a client should wait before retrying; negative means "do not
+ * retry". The dispatcher sends it with RATE_LIMITED; the SDK's retry loop
+ * waits it instead of its own backoff.
+ */
+export const RETRY_PUSHBACK_METADATA_KEY = 'grpc-retry-pushback-ms';
 
 /** A ZonalError as a gRPC status for a unary or streaming call. */
 export function toServiceError(error: unknown): Partial<grpc.ServiceError> {
   const zonal = error instanceof ZonalError ? error : new ZonalError('INTERNAL', `internal error: ${String(error instanceof Error ? error.message : error)}`);
   const metadata = new grpc.Metadata();
   metadata.set(REASON_METADATA_KEY, zonal.reason);
+  if (zonal.retryPushbackMs !== undefined) metadata.set(RETRY_PUSHBACK_METADATA_KEY, String(Math.ceil(zonal.retryPushbackMs)));
   return { code: zonal.code, details: `${zonal.reason}: ${zonal.message}`, metadata };
 }
 
@@ -19,11 +27,20 @@ export function fromServiceError(error: grpc.ServiceError): ZonalError {
   const details = error.details ?? error.message;
   if (isReason(reasonText)) {
     const prefix = `${reasonText}: `;
-    return new ZonalError(reasonText, details.startsWith(prefix) ? details.slice(prefix.length) : details, { cause: error });
+    const retryPushbackMs = pushbackOf(error.metadata);
+    return new ZonalError(reasonText, details.startsWith(prefix) ? details.slice(prefix.length) : details, { cause: error, ...(retryPushbackMs !== undefined ? { retryPushbackMs } : {}) });
   }
   const reason: Reason =
     error.code === Status.UNAVAILABLE ? 'UNAVAILABLE' : error.code === Status.DEADLINE_EXCEEDED ? 'DEADLINE_EXCEEDED' : 'CALL_FAILED';
   return new ZonalError(reason, `${Status[error.code] ?? error.code}: ${details}`, { cause: error, code: error.code });
+}
+
+/** The pushback hint, if the status carried one: a whole number of ms, or -1 for an unreadable one (gRFC A6: do not retry). */
+function pushbackOf(metadata: grpc.Metadata | undefined): number | undefined {
+  const value = metadata?.get(RETRY_PUSHBACK_METADATA_KEY)[0];
+  if (value === undefined) return undefined;
+  const text = typeof value === 'string' ? value : '';
+  return /^\d{1,9}$/.test(text) ? Number(text) : -1;
 }
 
 function isServiceError(error: unknown): error is grpc.ServiceError {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { newTaskId } from '../ids';
 import { Engine, withoutTasks, type Effects } from '../core/engine';
+import { newEffects } from '../core/engine-types';
 import { systemClock, type Clock, type Random } from '../core/clock';
 import type { CoreOptions } from '../core/options';
 import type { CloseCause, HelloSpec, SessionState } from '../core/session';
@@ -103,8 +104,12 @@ export interface Readiness {
  * a commit, and every effect (answers, assignments, cancels, stream ends) is
  * carried out only after that commit.
  */
+/** Submitted tasks waiting for their commit, at most; past it submits are refused OVERLOADED (memory stays bounded while the store is slow). */
+export const MAX_SUBMITS_IN_FLIGHT = 100_000;
+
 export class Dispatcher {
   readonly engine: Engine;
+  private submitsInFlight = 0;
   /** This process in the store: `<dispatcher id>#<random>`, new at every start. */
   readonly owner: string;
   private readonly persister: Persister;
@@ -122,6 +127,8 @@ export class Dispatcher {
   private lifecycleState: DispatcherLifecycle = 'INITIALIZED';
   /** Effects taken for commits not yet durable, delivered after the next one that is. */
   private pendingEffects: Effects[] = [];
+  /** Effects the engine made while the last commit was in flight (taken when the store answered). */
+  private madeInFlight: Effects | undefined;
   private sweeping = false;
   /** When the last sweep had every queue claim again (BACKLOG_RECHECK_MS). */
   private recheckedAtMs = -Infinity;
@@ -148,6 +155,9 @@ export class Dispatcher {
     });
     this.persister = new Persister(this.engine, deps.store, this.owner, {
       beforeCommit: () => this.beforeCommit(),
+      answered: () => {
+        this.madeInFlight = this.engine.takeEffects();
+      },
       committed: (records) => {
         this.watchers.notify(records);
         this.remoteWatches.committedHere(records);
@@ -246,6 +256,18 @@ export class Dispatcher {
     if (raws.length > core.maxBatchTasks) {
       throw new ZonalError('BATCH_TOO_LARGE', `a batch holds at most ${core.maxBatchTasks} tasks (maxBatchTasks), got ${raws.length}; split it`);
     }
+    if (this.submitsInFlight + raws.length > MAX_SUBMITS_IN_FLIGHT) {
+      throw new ZonalError('OVERLOADED', `${this.submitsInFlight} submitted tasks wait for the store to commit, at most ${MAX_SUBMITS_IN_FLIGHT}: retry after the pushback`, { retryPushbackMs: 100 });
+    }
+    this.submitsInFlight += raws.length;
+    try {
+      return await this.submitAdmitted(raws, core);
+    } finally {
+      this.submitsInFlight -= raws.length;
+    }
+  }
+
+  private async submitAdmitted(raws: RawSubmit[], core: CoreOptions): Promise<SubmitOutcome[]> {
     const now = this.clock.nowMs();
     const outcomes: SubmitOutcome[] = new Array(raws.length);
     const created: { index: number; taskId: string; deduplicated: boolean }[] = [];
@@ -281,9 +303,13 @@ export class Dispatcher {
   async cancel(taskId: string, reason: string): Promise<{ state: TaskRecord['state']; cancelled: boolean } | undefined> {
     this.assertAccepting();
     this.assertStoreUp();
+    const mark = this.engine.mark();
     const outcome = this.engine.cancel(taskId, reason);
     if (outcome !== undefined) {
       await this.persister.barrier();
+      // The commit succeeded, but this task's write may have come back as a conflict (another dispatcher changed it first).
+      const lost = this.engine.lostSince(taskId, mark);
+      if (lost !== undefined) return { state: lost.state, cancelled: false };
       return outcome;
     }
     const message = reason === '' ? 'cancelled by request' : `cancelled: ${reason}`;
@@ -585,6 +611,19 @@ export class Dispatcher {
     const waiting = this.pendingEffects;
     this.pendingEffects = [];
     for (const effects of waiting) this.deliver(effects);
+    const inFlight = this.madeInFlight;
+    this.madeInFlight = undefined;
+    if (inFlight !== undefined) {
+      // Assignments and events of what changed during the commit wait for the next one (an
+      // assignment of a task whose insert is not durable yet must not reach a worker); the
+      // stream effects (pings, GoAways, closes) cannot wait.
+      const later: Effects = { ...newEffects(), assignments: inFlight.assignments, cancels: inFlight.cancels, events: inFlight.events };
+      this.deliver({ ...inFlight, assignments: new Map(), cancels: new Map(), events: [] });
+      if (later.assignments.size > 0 || later.cancels.size > 0 || later.events.length > 0) {
+        this.pendingEffects.push(later);
+        this.persister.schedule();
+      }
+    }
     this.deliver(this.engine.takeEffects());
     this.rescheduleTick();
   }

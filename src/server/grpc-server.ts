@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { serverKeepaliveOptions, type Http2KeepaliveConfig } from '../core/http2-keepalive';
 import { shutdownGrpcServer } from '../protocol/grpc-shutdown';
 import { dispatcherService } from '../protocol/service';
+import type { AccessGuard } from '../security/access-guard';
 import type { Dispatcher } from './dispatcher';
 import { dispatcherHandlers } from './grpc-service';
 
@@ -11,6 +12,10 @@ export interface GrpcServiceOptions {
   maxMessageBytes: number;
   http2Keepalive: Http2KeepaliveConfig;
   helloTimeoutMs: number;
+  /** TLS or mTLS (src/security/tls-files.ts); plaintext when absent. */
+  credentials?: grpc.ServerCredentials;
+  /** The access policy's enforcement; every caller may do everything when absent. */
+  guard?: AccessGuard;
 }
 
 export interface RunningGrpcService {
@@ -26,10 +31,10 @@ export async function startGrpcService(dispatcher: Dispatcher, options: GrpcServ
     'grpc.max_send_message_length': options.maxMessageBytes,
     ...serverKeepaliveOptions(options.http2Keepalive),
   });
-  const { handlers, endWatches } = dispatcherHandlers(dispatcher, options.helloTimeoutMs);
+  const { handlers, endWatches } = dispatcherHandlers(dispatcher, options.helloTimeoutMs, options.guard);
   server.addService(dispatcherService().definition, handlers);
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(options.address, grpc.ServerCredentials.createInsecure(), (err, boundPort) => (err ? reject(err) : resolve(boundPort)));
+    server.bindAsync(options.address, options.credentials ?? grpc.ServerCredentials.createInsecure(), (err, boundPort) => (err ? reject(err) : resolve(boundPort)));
   });
   const host = options.address.slice(0, options.address.lastIndexOf(':')).replace(/^\[|\]$/g, '');
   return {

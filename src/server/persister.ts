@@ -10,6 +10,12 @@ export type PersisterEngine = Pick<Engine, 'beginCommit' | 'commitSucceeded' | '
 export interface PersisterHooks {
   /** Runs right before each commit, so work done in this turn joins it (the effects to deliver after it). */
   beforeCommit(): void;
+  /**
+   * The store answered a commit, before the engine hears of it: what the
+   * engine did while the commit was in flight is not part of it (a task
+   * submitted meanwhile is not durable yet), so its effects wait for the next one.
+   */
+  answered?(): void;
   /** Every record that just became durable (for watchers). */
   committed(records: TaskRecord[]): void;
   /** A commit succeeded and its callbacks ran: deliver the effects that waited on it. */
@@ -120,6 +126,7 @@ export class Persister {
           this.reconcileDue = true;
           throw err;
         }
+        this.hooks.answered?.();
         durable = this.engine.commitSucceeded(outcome);
       }
     } catch (err) {

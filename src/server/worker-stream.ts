@@ -11,10 +11,20 @@ import type { Dispatcher, StreamSink } from './dispatcher';
 
 export type WorkerCall = grpc.ServerDuplexStream<WireWorkerMessage, Outgoing<WireDispatcherMessage>>;
 
+/** What the service adds to a stream: the access policy's check of its Hello (src/security), and a call when it ends (stream counts). */
+export interface StreamAccess {
+  /** Throws a ZonalError (PERMISSION_DENIED) when the Hello asks for queues the caller may not work. */
+  checkHello?(hello: HelloSpec): void;
+  /** Called once, when the stream has ended for any reason. */
+  onEnded(): void;
+}
+
 const MAX_UPDATES_PER_MESSAGE = 10_000;
 /** Messages queued towards a worker that stopped reading; past this the stream is ended. */
 const MAX_QUEUED_OUTBOUND = 10_000;
 const MAX_LABEL_CHARS = 1024;
+/** Update messages whose acks wait in line behind a store look-up; past this the stream is ended. */
+const MAX_CHAINED_ACK_MESSAGES = 1_000;
 
 /**
  * One worker stream: decode -> core -> (commit) -> encode. Nothing a worker
@@ -30,11 +40,14 @@ export class WorkerStream implements StreamSink {
   private helloTimer: NodeJS.Timeout | undefined;
   /** Acks that wait for a store look-up; later acks queue behind them so they stay in order. */
   private ackChain: Promise<void> | undefined;
+  /** Messages whose acks wait in `ackChain`. */
+  private chainedAcks = 0;
 
   constructor(
     private readonly dispatcher: Dispatcher,
     private readonly call: WorkerCall,
     helloTimeoutMs: number,
+    private readonly access?: StreamAccess,
   ) {
     this.helloTimer = setTimeout(() => this.fail(Status.DEADLINE_EXCEEDED, 'PROTOCOL_VIOLATION', `no Hello within ${helloTimeoutMs} ms`), helloTimeoutMs);
     call.on('data', (message: WireWorkerMessage) => this.guard(() => this.onMessage(message)));
@@ -158,6 +171,11 @@ export class WorkerStream implements StreamSink {
       this.dispatcher.afterCommit(() => this.send(encode(settle())));
       return;
     }
+    if (this.chainedAcks >= MAX_CHAINED_ACK_MESSAGES) {
+      this.fail(Status.RESOURCE_EXHAUSTED, 'PROTOCOL_VIOLATION', `more than ${MAX_CHAINED_ACK_MESSAGES} update messages wait for their acks (updates about tasks this dispatcher must look up); send fewer at once`);
+      return;
+    }
+    this.chainedAcks += 1;
     const committed = new Promise<UpdateAckOut[]>((resolve) => this.dispatcher.afterCommit(() => resolve(settle())));
     const chain = (this.ackChain ?? Promise.resolve())
       .then(async () => {
@@ -165,7 +183,10 @@ export class WorkerStream implements StreamSink {
         const completed = unknown ? await Promise.all(settled.map((ack, i) => this.dispatcher.withStoredState(ack, updates[i]?.attempt ?? 0))) : settled;
         this.send(encode(completed));
       })
-      .catch((err: unknown) => this.failInternal(err));
+      .catch((err: unknown) => this.failInternal(err))
+      .finally(() => {
+        this.chainedAcks -= 1;
+      });
     this.ackChain = chain;
     void chain.then(() => {
       if (this.ackChain === chain) this.ackChain = undefined;
@@ -181,6 +202,15 @@ export class WorkerStream implements StreamSink {
     if (this.helloTimer !== undefined) clearTimeout(this.helloTimer);
     this.helloTimer = undefined;
     if (hello.queues.length === 0) hello.queues = ['default'];
+    if (this.access?.checkHello !== undefined) {
+      try {
+        this.access.checkHello(hello);
+      } catch (err) {
+        const refusal = err instanceof ZonalError ? err : new ZonalError('INTERNAL', String(err));
+        this.fail(refusal.code, refusal.reason, refusal.message);
+        return;
+      }
+    }
     this.session = this.dispatcher.openSession(hello, this);
     const options = this.dispatcher.coreOptions;
     this.send({
@@ -209,6 +239,7 @@ export class WorkerStream implements StreamSink {
     this.helloTimer = undefined;
     if (this.ended) return;
     this.ended = true;
+    this.access?.onEnded();
     try {
       this.call.end();
     } catch {
@@ -224,6 +255,7 @@ export class WorkerStream implements StreamSink {
     const session = this.session;
     if (session !== undefined && session.lifecycle !== 'CLOSED') this.dispatcher.closeSession(session, 'PROTOCOL_VIOLATION', reason);
     this.ended = true;
+    this.access?.onEnded();
     const error = new ZonalError(reason, message, { code });
     try {
       this.call.emit('error', this.dispatcher.toStatus(error));

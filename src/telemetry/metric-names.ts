@@ -131,6 +131,12 @@ export const METRICS = {
     labelNames: ['from_zone', 'to_zone'],
   },
   sloWebhookFailures: { name: 'zonal_slo_webhook_failures_total', kind: 'counter', help: 'SLO breach or recovery notices the webhook did not take after every retry (or skipped while its breaker was open).', labelNames: [] },
+  refusals: {
+    name: 'zonal_refusals_total',
+    kind: 'counter',
+    help: 'Calls (or tasks of a batch) the access policy refused, by reason (UNAUTHENTICATED, PERMISSION_DENIED, RATE_LIMITED, QUEUE_FULL, TOO_MANY_STREAMS) and method.',
+    labelNames: ['reason', 'method'],
+  },
   observerErrors: { name: 'zonal_observer_errors_total', kind: 'counter', help: 'Errors thrown by a telemetry observer (metrics, traces, heatmap); the dispatcher logs and goes on.', labelNames: [] },
   sloP99Threshold: {
     name: 'zonal_slo_p99_threshold_seconds',

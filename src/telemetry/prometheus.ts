@@ -42,6 +42,8 @@ export interface MetricSources {
   slo?: () => { pairsSeen: { from: string; to: string }[]; breaching: { from: string; to: string; quantile: SloQuantile }[]; webhookFailures: number };
   /** Errors thrown by observers. */
   observerErrors?: () => number;
+  /** The access policy's refusals so far (src/security/access-guard.ts). */
+  refusals?: () => readonly { reason: string; method: string; count: number }[];
 }
 
 /** The store is asked for ready depth at most this often, whatever the scrape rate. */
@@ -197,6 +199,9 @@ export function createDispatcherRegistry(sources: MetricSources): DispatcherRegi
   }
   const errors = sources.observerErrors;
   if (errors !== undefined) counter(METRICS.observerErrors, (c) => c.inc(errors()));
+  const refusals = sources.refusals;
+  // Reasons and methods are two fixed lists: the labels are bounded.
+  if (refusals !== undefined) counter(METRICS.refusals, (c) => refusals().forEach(({ reason, method, count }) => c.inc({ reason, method }, count)));
   const readyDepth = sources.readyDepth;
   if (readyDepth !== undefined) {
     let cached: { atMs: number; rows: Promise<{ queue: string; zone: string; count: number }[]> } | undefined;

@@ -27,10 +27,19 @@ export interface ControlPlaneOptions {
    * in which every live dispatcher heartbeats about 4 times).
    */
   warmUpMs?: number;
+  /**
+   * The registration port's shared token (src/security/token-file.ts): when
+   * set, Heartbeat, Deregister and AwaitPropagated need "authorization:
+   * Bearer <token>", so no one who merely reaches the port can register an
+   * endpoint. ADS stays open (grpc-js-xds clients cannot present one).
+   */
+  registrationAuth?: { matchesHeader(header: string | undefined): boolean };
 }
 
 /** A gap between two observations of the event loop longer than a tick plus this is a stall. */
 const STALL_TOLERANCE_MS = 50;
+/** ADS streams open at once; past this a new client is refused RESOURCE_EXHAUSTED (it retries with backoff). */
+export const MAX_ADS_STREAMS = 10_000;
 /** Snapshots kept (one per client zone); a client sending ever new zones must not grow memory. */
 const MAX_SNAPSHOTS = 256;
 
@@ -78,15 +87,20 @@ export class ControlPlane implements AdsStreamHost {
   private warmUpTimer: NodeJS.Timeout | undefined;
   private readonly stalls: StallDetector;
   private stallTimer: NodeJS.Timeout | undefined;
+  private closedPlane = false;
   private readonly clientWarnings = new LogLimiter(20, 10_000);
   readonly healthWindowMs: number;
   readonly nacks: NackRecord[] = [];
   nackCount = 0;
+  /** Registry calls refused for want of the registration token. */
+  refusedRegistrations = 0;
+  private readonly registrationAuth: ControlPlaneOptions['registrationAuth'];
   /** Responses pushed to clients and ACKs received, for metrics. */
   readonly counts = { pushes: 0, acks: 0 };
 
   constructor(options: ControlPlaneOptions = {}) {
     this.healthWindowMs = options.healthWindowMs ?? 1_000;
+    this.registrationAuth = options.registrationAuth;
     this.registry = new EndpointRegistry({ healthWindowMs: this.healthWindowMs, removeAfterMs: options.removeAfterMs ?? 60_000 });
     this.policy = { ...DEFAULT_POLICY, ...options.policy };
     this.warmUpMs = options.warmUpMs ?? this.healthWindowMs;
@@ -109,9 +123,29 @@ export class ControlPlane implements AdsStreamHost {
    */
   attach(server: grpc.Server): void {
     warmUpEnvoyCodec();
-    server.addService(ADS_SERVICE, { StreamAggregatedResources: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => this.streams.add(new AdsStream(call, this)) });
+    server.addService(ADS_SERVICE, {
+      StreamAggregatedResources: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+        if (this.streams.size >= MAX_ADS_STREAMS) {
+          call.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details: `this control plane serves at most ${MAX_ADS_STREAMS} xDS clients` });
+          return;
+        }
+        this.streams.add(new AdsStream(call, this));
+      },
+    });
+    const auth = this.registrationAuth;
+    /** UNAUTHENTICATED when the control plane asks for a token and the call lacks it; the handler runs otherwise. */
+    const guarded = <Req>(handler: (call: grpc.ServerUnaryCall<Req, unknown>, cb: grpc.sendUnaryData<unknown>) => void) => (call: grpc.ServerUnaryCall<Req, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      const header = call.metadata.get('authorization');
+      if (auth !== undefined && !(header.length === 1 && typeof header[0] === 'string' && auth.matchesHeader(header[0]))) {
+        this.refusedRegistrations += 1;
+        const refused = new RegistrationRefusedError('UNAUTHENTICATED', 'this control plane asks for its registration token: start the dispatcher with --xds-registration-token-file naming the same token file');
+        cb({ code: refused.grpcCode, details: `${refused.reason}: ${refused.message}` }, null);
+        return;
+      }
+      handler(call, cb);
+    };
     server.addService(registryService().definition, {
-      Heartbeat: (call: grpc.ServerUnaryCall<{ endpointId: string; address: string; zone: string; region: string; draining: boolean }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      Heartbeat: guarded((call: grpc.ServerUnaryCall<{ endpointId: string; address: string; zone: string; region: string; draining: boolean }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
         try {
           const r = call.request;
           checkRegistrationFields({ id: r.endpointId, address: r.address, zone: r.zone, region: r.region });
@@ -127,17 +161,16 @@ export class ControlPlane implements AdsStreamHost {
           const refused = err instanceof RegistrationRefusedError ? err : new RegistrationRefusedError('INVALID', err instanceof Error ? err.message : String(err));
           cb({ code: refused.grpcCode, details: `${refused.reason}: ${refused.message}` }, null);
         }
-      },
-      Deregister: (call: grpc.ServerUnaryCall<{ endpointId: string }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      }),
+      Deregister: guarded((call: grpc.ServerUnaryCall<{ endpointId: string }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
         if (this.registry.deregister(call.request.endpointId)) this.changed('deregister');
         cb(null, {});
-      },
-      AwaitPropagated: (call: grpc.ServerUnaryCall<{ timeoutMs: number }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      }),
+      AwaitPropagated: guarded((call: grpc.ServerUnaryCall<{ timeoutMs: number }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
         const timeoutMs = Math.min(30_000, Math.max(0, call.request.timeoutMs || 2_000));
         this.awaitPropagated(timeoutMs).then((r) => cb(null, { settled: r.settled, pendingClients: r.pending }), (err: unknown) => cb({ code: grpc.status.INTERNAL, details: String(err) }, null));
-      },
+      }),
     });
-    this.startStallWatch();
     if (this.warmUpMs <= 0) this.warm = true;
     else {
       this.warmUpTimer = setTimeout(() => {
@@ -234,6 +267,8 @@ export class ControlPlane implements AdsStreamHost {
       endpoints: this.registry.endpoints(),
       healthyZones: this.registry.healthyZones(),
       nackCount: this.nackCount,
+      registrationTokenRequired: this.registrationAuth !== undefined,
+      refusedRegistrations: this.refusedRegistrations,
       recentNacks: this.nacks.slice(-20),
       clients: [...this.streams].map((s) => ({
         node: s.nodeId,
@@ -247,10 +282,10 @@ export class ControlPlane implements AdsStreamHost {
   }
 
   close(): void {
+    this.closedPlane = true;
     if (this.sweepTimer !== undefined) clearTimeout(this.sweepTimer);
     this.sweepTimer = undefined;
-    if (this.stallTimer !== undefined) clearInterval(this.stallTimer);
-    this.stallTimer = undefined;
+    this.stopStallWatch();
     if (this.warmUpTimer !== undefined) clearTimeout(this.warmUpTimer);
     this.warmUpTimer = undefined;
     for (const wake of [...this.settleWaiters]) wake();
@@ -265,10 +300,17 @@ export class ControlPlane implements AdsStreamHost {
   }
 
   private scheduleSweep(): void {
+    // A heartbeat that arrives after close() (the gRPC server stops after the plane) starts no timer again.
+    if (this.closedPlane) return;
     const next = this.registry.nextSweepAtMs();
     if (this.sweepTimer !== undefined) clearTimeout(this.sweepTimer);
     this.sweepTimer = undefined;
-    if (next === undefined) return;
+    if (next === undefined) {
+      // Nothing is judged on heartbeats (no registrations, or static endpoints only): stalls do not matter, and an idle process is not woken 10 times a second.
+      this.stopStallWatch();
+      return;
+    }
+    this.startStallWatch();
     this.sweepTimer = setTimeout(() => {
       this.sweepTimer = undefined;
       // A stall that just ended is noted first: heartbeats queued during it are not silence.
@@ -288,6 +330,13 @@ export class ControlPlane implements AdsStreamHost {
     this.observeRunning(Date.now());
     this.stallTimer = setInterval(() => this.observeRunning(Date.now()), this.stalls.tickMs);
     this.stallTimer.unref();
+  }
+
+  private stopStallWatch(): void {
+    if (this.stallTimer === undefined) return;
+    clearInterval(this.stallTimer);
+    this.stallTimer = undefined;
+    this.stalls.forget();
   }
 
   /** Returns true when a stall just ended (and was noted in the registry). */

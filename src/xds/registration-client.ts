@@ -25,6 +25,8 @@ export interface RegistrationOptions {
   breaker?: Partial<BreakerOptions>;
   /** METRICS.dependencyCircuitState, reported with `dependency="control-plane"`. */
   circuitStateGauge?: Gauge;
+  /** The control plane's registration token, read at each call (so a rotated token file is followed); none when absent. */
+  token?: () => string;
 }
 
 /**
@@ -44,6 +46,7 @@ export function registrationBreakerDefaults(intervalMs: number): BreakerOptions 
 }
 
 type Unary = (req: unknown, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: unknown) => void) => void;
+type UnaryWithMetadata = (req: unknown, metadata: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: unknown) => void) => void;
 
 /**
  * Keeps one dispatcher registered with the control plane: a heartbeat every
@@ -206,6 +209,9 @@ export class RegistrationClient {
 
   private call(method: string, request: unknown, timeoutMs: number): Promise<unknown> {
     const fn = (this.client as unknown as Record<string, Unary>)[method]!.bind(this.client);
-    return new Promise((resolve, reject) => fn(request, { deadline: deadlineIn(timeoutMs) }, (e, r) => (e ? reject(fromServiceError(e)) : resolve(r))));
+    const token = this.options.token?.();
+    const metadata = new grpc.Metadata();
+    if (token !== undefined && token !== '') metadata.set('authorization', `Bearer ${token}`);
+    return new Promise((resolve, reject) => (fn as unknown as UnaryWithMetadata)(request, metadata, { deadline: deadlineIn(timeoutMs) }, (e, r) => (e ? reject(fromServiceError(e)) : resolve(r))));
   }
 }

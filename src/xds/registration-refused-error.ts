@@ -5,9 +5,11 @@
  * - INVALID: a field is malformed (an address that is not ip:port, no id);
  * - ADDRESS_TAKEN: a newer registration took this address from this id, and
  *   it is still alive;
- * - REGISTRY_FULL: REGISTRATION_LIMITS.maxEndpoints are registered.
+ * - REGISTRY_FULL: REGISTRATION_LIMITS.maxEndpoints are registered;
+ * - UNAUTHENTICATED: the control plane asks for its registration token and
+ *   the call did not carry it (--xds-registration-token-file).
  */
-export type RegistrationRefusal = 'FIELD_TOO_LONG' | 'INVALID' | 'ADDRESS_TAKEN' | 'REGISTRY_FULL';
+export type RegistrationRefusal = 'FIELD_TOO_LONG' | 'INVALID' | 'ADDRESS_TAKEN' | 'REGISTRY_FULL' | 'UNAUTHENTICATED';
 
 /** Thrown by the registry when it refuses a registration; the control plane answers it with `grpcCode`. */
 export class RegistrationRefusedError extends Error {
@@ -21,7 +23,7 @@ export class RegistrationRefusedError extends Error {
 
   /** The gRPC status a heartbeat gets for this refusal. */
   get grpcCode(): number {
-    // INVALID_ARGUMENT = 3, ALREADY_EXISTS = 6, RESOURCE_EXHAUSTED = 8.
-    return this.reason === 'ADDRESS_TAKEN' ? 6 : this.reason === 'REGISTRY_FULL' ? 8 : 3;
+    // INVALID_ARGUMENT = 3, ALREADY_EXISTS = 6, RESOURCE_EXHAUSTED = 8, UNAUTHENTICATED = 16.
+    return this.reason === 'ADDRESS_TAKEN' ? 6 : this.reason === 'REGISTRY_FULL' ? 8 : this.reason === 'UNAUTHENTICATED' ? 16 : 3;
   }
 }

@@ -21,4 +21,9 @@ export class StallDetector {
     if (last === undefined || nowMs - last <= this.tickMs + this.toleranceMs) return undefined;
     return { fromMs: last + this.tickMs, toMs: nowMs };
   }
+
+  /** Stops watching: the next observation starts afresh, so the time unwatched is not reported as a stall. */
+  forget(): void {
+    this.lastObservedMs = undefined;
+  }
 }

@@ -14,7 +14,11 @@ export interface RunningControlPlane {
 }
 
 export interface StartControlPlaneOptions extends ControlPlaneOptions {
-  /** Listen address, host:port; port 0 picks one. Keep it on a private network: clients reach it without TLS. */
+  /**
+   * Listen address, host:port; port 0 picks one. Keep it on localhost, a pod
+   * network or a private network: grpc-js-xds clients reach it only in
+   * plaintext (docs/security.md). Beyond loopback, give `registrationAuth`.
+   */
   address: string;
   /** JSON file with static endpoints and policy, watched for changes. */
   file?: string;

@@ -232,16 +232,22 @@ describe.skipIf(skipWithoutPostgres())('kill -9 of one of three dispatchers over
     await producer.waitForEvent('done', 60_000);
     await pollUntil(async () => ((await db.query(`SELECT count(*)::int AS n FROM ${schema}.tasks WHERE state <> 'COMPLETED'`)).rows[0].n === 0 ? true : undefined), 30_000, 'the tasks to complete', 100);
     await producer.kill('SIGTERM');
-    // The heap settles after the work (V8's memory reducer runs a few seconds after activity stops); then 10 s are measured.
+    // The heap settles after the work: V8's memory reducer runs up to three full collections, at a time
+    // of its own choosing a few seconds after activity stops (100-250 ms of CPU in one burst, measured).
+    // That is a one-off after work, not what an idle dispatcher costs hour after hour, so the steady
+    // state is the median of five 4 s windows; every window is printed.
     await new Promise((resolve) => setTimeout(resolve, 5_000));
     const pid = dd.child.pid!;
-    const before = cpuMs(pid);
-    const startedAtMs = Date.now();
-    await new Promise((resolve) => setTimeout(resolve, 10_000));
-    const used = cpuMs(pid) - before;
-    const elapsedMs = Date.now() - startedAtMs;
-    const coreShare = used / elapsedMs;
-    console.log(`idle dispatcher over PostgreSQL (one worker connected): ${used} ms of CPU in ${elapsedMs} ms (${(coreShare * 100).toFixed(2)}% of a core)`);
-    expect(coreShare).toBeLessThan(0.01);
+    const shares: number[] = [];
+    for (let i = 0; i < 5; i += 1) {
+      const before = cpuMs(pid);
+      const startedAtMs = Date.now();
+      await new Promise((resolve) => setTimeout(resolve, 4_000));
+      shares.push((cpuMs(pid) - before) / (Date.now() - startedAtMs));
+    }
+    const median = [...shares].sort((a, b) => a - b)[2]!;
+    const pct = (x: number): string => `${(x * 100).toFixed(2)}%`;
+    console.log(`idle dispatcher over PostgreSQL (one worker connected): median ${pct(median)} of a core over five 4 s windows (${shares.map(pct).join(', ')})`);
+    expect(median).toBeLessThan(0.01);
   }, 90_000);
 });

@@ -74,6 +74,10 @@ describe('SDK deadlines: every retry carries a fresh deadline', () => {
     expect(first.keys[0]).toMatch(/^[0-9a-f-]{36}$/);
     expect(second.keys).toEqual(first.keys);
     expect(outcome.taskId).toBe(`task-${first.keys[0]}`);
+    // The retry found the task its own first attempt made: with a key the SDK made, that is no duplicate to the caller.
+    expect(outcome.deduplicated).toBe(false);
+    // With a key the caller chose, the dispatcher's answer stands: another submit may have used it.
+    expect((await producer.submit({ payload: 'again', idempotencyKey: 'callers-own' })).deduplicated).toBe(true);
     expect(producer.circuitState()).toBe('CLOSED');
   });
 

@@ -1,6 +1,6 @@
 import { claimableAtMs, claimInStore, claimPhase } from '../../src/core/claim-rules';
 import { cancelInStore } from '../../src/core/store-cancel';
-import { emptyOutcome, type CommitBatch, type CommitOutcome, type StateWrite } from '../../src/core/commit-batch';
+import { emptyOutcome, holdsSameWrite, type CommitBatch, type CommitOutcome, type StateWrite } from '../../src/core/commit-batch';
 import { copyRecord, STATE_FIELDS, type TaskRecord } from '../../src/core/task-fields';
 import { isTerminal } from '../../src/core/task-state';
 import type { ErrorInfo } from '../../src/errors';
@@ -115,8 +115,7 @@ export class MemoryStoreCore {
     const current = this.tasks.get(write.record.id);
     if (current === undefined) return undefined;
     const next = write.record;
-    const repeated = current.version === next.version && current.state === next.state && current.attempt === next.attempt && current.owner === next.owner;
-    if (repeated) return null;
+    if (holdsSameWrite(current, next)) return null;
     if (current.version !== write.expectVersion) return copyRecord(current);
     for (const field of STATE_FIELDS) (current as Record<string, unknown>)[field] = next[field];
     if (next.state === 'PENDING' && write.requeue === 'back') this.seqs.set(current.id, this.nextSeq++);

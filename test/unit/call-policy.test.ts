@@ -5,7 +5,7 @@ import { RetryBudget } from '../../src/client/retry-budget';
 import { backoffDelayMs } from '../../src/core/backoff';
 import { ManualClock } from '../../src/core/clock';
 import { Status, ZonalError, type Reason } from '../../src/errors';
-import { indicatesUnhealthy, isRetryable, REASON_METADATA_KEY } from '../../src/protocol/grpc-errors';
+import { fromServiceError as fromServiceErrorOf, indicatesUnhealthy, isRetryable, REASON_METADATA_KEY, toServiceError } from '../../src/protocol/grpc-errors';
 
 function serviceError(code: number, reason?: string): grpc.ServiceError {
   const metadata = new grpc.Metadata();
@@ -159,5 +159,48 @@ describe('callOnce', () => {
     expect(seen).toHaveLength(2);
     for (const s of seen) expect(s.deadline - s.startedAt).toBe(POLICY.callTimeoutMs);
     expect(seen[1]!.deadline - seen[0]!.deadline).toBe(POLICY.callTimeoutMs + backoffDelayMs(POLICY.backoff, 1, random));
+  });
+});
+
+describe('retry pushback (grpc-retry-pushback-ms)', () => {
+  function limited(pushback: string): grpc.ServiceError {
+    const error = serviceError(Status.RESOURCE_EXHAUSTED, 'RATE_LIMITED');
+    error.metadata.set('grpc-retry-pushback-ms', pushback);
+    return error;
+  }
+
+  it('waits exactly the pushback the dispatcher sent instead of the backoff, then succeeds', async () => {
+    const slept: number[] = [];
+    const { attempt, calls } = scripted([fromServiceErrorOf(limited('730')), fromServiceErrorOf(limited('15'))]);
+    const result = await callWithRetry(POLICY, attempt, { random, sleep: async (ms) => void slept.push(ms) });
+    expect(result).toBe('ok');
+    expect(calls).toEqual([1, 2, 3]);
+    expect(slept).toEqual([730, 15]);
+  });
+
+  it('does not retry on a negative or unreadable pushback (gRFC A6)', async () => {
+    for (const hint of ['-1', 'soon']) {
+      const slept: number[] = [];
+      const { attempt, calls } = scripted([fromServiceErrorOf(limited(hint))]);
+      await expect(callWithRetry(POLICY, attempt, { random, sleep: async (ms) => void slept.push(ms) })).rejects.toMatchObject({ reason: 'RATE_LIMITED', retryPushbackMs: -1 });
+      expect(calls).toEqual([1]);
+      expect(slept).toEqual([]);
+    }
+  });
+
+  it('waits at most 60 s however long the hint', async () => {
+    const slept: number[] = [];
+    const { attempt } = scripted([fromServiceErrorOf(limited('900000'))]);
+    await callWithRetry(POLICY, attempt, { random, sleep: async (ms) => void slept.push(ms) });
+    expect(slept).toEqual([60_000]);
+  });
+
+  it('a dispatcher-side ZonalError with a pushback travels as the trailing metadata the SDK reads', () => {
+    const status = toServiceError(new ZonalError('RATE_LIMITED', 'slow down', { retryPushbackMs: 1234.2 }));
+    expect(status.metadata?.get('grpc-retry-pushback-ms')).toEqual(['1235']);
+    const back = fromServiceErrorOf(Object.assign(new Error('x'), { code: status.code!, details: status.details!, metadata: status.metadata! }) as grpc.ServiceError);
+    expect(back.reason).toBe('RATE_LIMITED');
+    expect(back.retryPushbackMs).toBe(1235);
+    expect(back.retryable).toBe(true);
   });
 });

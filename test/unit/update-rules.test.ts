@@ -34,6 +34,10 @@ describe('field validation (INVALID_UPDATE)', () => {
     ['progress -1', { progressPermille: -1 }, 'progress_permille must be 0..1000'],
     ['progress 1001', { progressPermille: 1001 }, 'progress_permille must be 0..1000'],
     ['fractional progress', { progressPermille: 10.5 }, 'progress_permille must be 0..1000'],
+    ['task id of 129 characters', { taskId: 'x'.repeat(129) }, 'task_id is longer than 128 characters'],
+    ['result over 16 MiB', { status: 'COMPLETED', result: new Uint8Array(16 * 1024 * 1024 + 1) }, 'result is 16777217 bytes; at most 16777216'],
+    ['error reason of 129 characters', { status: 'FAILED', error: { ...nonRetryable('x'), reason: 'R'.repeat(129) } }, 'error.reason is longer than 128 characters'],
+    ['error message over 4096 characters', { status: 'FAILED', error: nonRetryable('m'.repeat(4097)) }, 'error.message is longer than 4096 characters'],
   ])('%s', (_name, patch, message) => {
     const { h, w, a, task } = running();
     const before = { ...task };
@@ -48,6 +52,22 @@ describe('field validation (INVALID_UPDATE)', () => {
     const { w, a } = running();
     expect(w.running(a, 4, 0).result).toBe('ACCEPTED');
     expect(w.running(a, 5, 1000).result).toBe('ACCEPTED');
+  });
+});
+
+describe('large results are remembered by their hash', () => {
+  it('a resend of a COMPLETED update with a large result is still a DUPLICATE, a different result of the same size is refused', () => {
+    const { h, w, a } = running();
+    const result = new Uint8Array(100_000).fill(7);
+    const first = w.send({ taskId: a.taskId, attempt: 1, status: 'COMPLETED', version: 4, result });
+    expect(first.result).toBe('ACCEPTED');
+    const again = w.send({ taskId: a.taskId, attempt: 1, status: 'COMPLETED', version: 4, result: new Uint8Array(100_000).fill(7) }, first.sequenceId);
+    expect(again.result).toBe('DUPLICATE');
+    const changed = new Uint8Array(100_000).fill(7);
+    changed[99_999] = 8;
+    const other = w.send({ taskId: a.taskId, attempt: 1, status: 'COMPLETED', version: 4, result: changed }, first.sequenceId);
+    expect(other).toMatchObject({ result: 'REJECTED', reason: 'SEQUENCE_REGRESSION' });
+    expect(h.dirtyIds()).toEqual([a.taskId]);
   });
 });
 

@@ -14,7 +14,7 @@ import { INSERT_TASKS, KEY_HOLDERS } from './sql/insert-tasks';
 import { PURGE } from './sql/purge';
 import { READY_DEPTH } from './sql/ready-depth';
 import { PURGE_LATENCY_SLOTS, READ_LATENCY_SLOTS, WRITE_LATENCY_SLOTS } from './sql/latency-slots';
-import { LEASE_EXPIRED, START_EXPIRED } from './sql/sweep';
+import { SWEEP } from './sql/sweep';
 import { WRITE_STATES } from './sql/write-states';
 import { fromPgRow, insertColumns, stateColumns, type PgTaskRow } from './task-row';
 
@@ -216,11 +216,10 @@ export class PostgresTaskStore implements TaskStore {
   }
 
   async sweep(owner: string, nowMs: number, limit: number): Promise<SweepCandidates> {
-    const [lease, start] = await Promise.all([
-      this.query<PgTaskRow>(LEASE_EXPIRED, [owner, nowMs, limit], 'zonal_lease_expired'),
-      this.query<PgTaskRow>(START_EXPIRED, [nowMs, limit], 'zonal_start_expired'),
-    ]);
-    return { leaseExpired: lease.rows.map(fromPgRow), startExpired: start.rows.map(fromPgRow) };
+    const { rows } = await this.query<PgTaskRow & { sweep_kind: 'lease' | 'start' }>(SWEEP, [owner, nowMs, limit], 'zonal_sweep');
+    const found: SweepCandidates = { leaseExpired: [], startExpired: [] };
+    for (const row of rows) (row.sweep_kind === 'lease' ? found.leaseExpired : found.startExpired).push(fromPgRow(row));
+    return found;
   }
 
   async owned(owner: string): Promise<TaskRecord[]> {

@@ -3,7 +3,7 @@ import Database from 'better-sqlite3';
 import { cancelInStore } from '../../core/store-cancel';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { emptyOutcome, type CommitBatch, type CommitOutcome, type StateWrite } from '../../core/commit-batch';
+import { emptyOutcome, holdsSameWrite, type CommitBatch, type CommitOutcome, type StateWrite } from '../../core/commit-batch';
 import type { TaskRecord } from '../../core/task-fields';
 import { isTerminal } from '../../core/task-state';
 import type { ErrorInfo } from '../../errors';
@@ -382,8 +382,7 @@ function connect(db: Database.Database): Connection {
     const row = s.getTask.get(next.id);
     if (row === undefined) return undefined;
     const current = fromRow(row);
-    const repeated = current.version === next.version && current.state === next.state && current.attempt === next.attempt && current.owner === next.owner;
-    return repeated ? null : current;
+    return holdsSameWrite(current, next) ? null : current;
   };
 
   const commit = db.transaction((batch: CommitBatch): CommitOutcome => {

@@ -20,4 +20,12 @@ describe('StallDetector', () => {
     expect(d.observe(900)).toBeUndefined();
     expect(d.observe(1_100)).toBeUndefined();
   });
+
+  it('after forget, the next observation starts afresh: the time unwatched is no stall', () => {
+    const d = new StallDetector(100, 50);
+    d.observe(1_000);
+    d.forget();
+    expect(d.observe(60_000)).toBeUndefined();
+    expect(d.observe(61_000)).toEqual({ fromMs: 60_100, toMs: 61_000 });
+  });
 });
