@@ -5,7 +5,7 @@
  */
 import type { TaskStore } from '../../src/store/task-store';
 import { MemoryStoreCore, MemoryTaskStore } from '../support/memory-task-store';
-import { describeTaskStoreProperties, type StoreUnderTest } from './task-store.properties';
+import { describeTaskStoreProperties, reopeningStore } from './task-store.properties';
 
 describeTaskStoreProperties('MemoryTaskStore', {
   runs: 200,
@@ -17,17 +17,6 @@ describeTaskStoreProperties('MemoryTaskStore', {
       await store.open();
       return store;
     };
-    const sut: StoreUnderTest = {
-      store: await open(),
-      async restart() {
-        await sut.store.close();
-        sut.store = await open();
-        return sut.store;
-      },
-      async dispose() {
-        await sut.store.close();
-      },
-    };
-    return sut;
+    return reopeningStore(open);
   },
 });

@@ -7,7 +7,7 @@
 import { afterAll, describe } from 'vitest';
 import { PostgresTaskStore } from '../../src/store/postgres/postgres-task-store';
 import { pgTestSchemas, PG_URL, skipWithoutPostgres } from '../support/postgres';
-import { describeTaskStoreProperties, type StoreUnderTest } from './task-store.properties';
+import { describeTaskStoreProperties, reopeningStore } from './task-store.properties';
 
 const schemas = pgTestSchemas('props');
 afterAll(() => schemas.dropAll());
@@ -23,18 +23,7 @@ describe.skipIf(skipWithoutPostgres())('PostgresTaskStore', () => {
         await store.open();
         return store;
       };
-      const sut: StoreUnderTest = {
-        store: await open(),
-        async restart() {
-          await sut.store.close();
-          sut.store = await open();
-          return sut.store;
-        },
-        async dispose() {
-          await sut.store.close();
-        },
-      };
-      return sut;
+      return reopeningStore(open);
     },
   });
 });

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
 import { SqliteTaskStore } from '../../src/store/sqlite/sqlite-task-store';
-import { describeTaskStoreProperties, type StoreUnderTest } from './task-store.properties';
+import { describeTaskStoreProperties, reopeningStore } from './task-store.properties';
 
 const dir = mkdtempSync(join(tmpdir(), 'zonal-sqlite-properties-'));
 let cases = 0;
@@ -28,18 +28,6 @@ describeTaskStoreProperties('SqliteTaskStore (file)', {
       await store.open();
       return store;
     };
-    const sut: StoreUnderTest = {
-      store: await open(),
-      async restart() {
-        await sut.store.close();
-        sut.store = await open();
-        return sut.store;
-      },
-      async dispose() {
-        await sut.store.close();
-        rmSync(caseDir, { recursive: true, force: true });
-      },
-    };
-    return sut;
+    return reopeningStore(open, () => rmSync(caseDir, { recursive: true, force: true }));
   },
 });

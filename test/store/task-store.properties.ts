@@ -59,6 +59,26 @@ export interface StoreUnderTest {
   dispose(): Promise<void>;
 }
 
+/**
+ * A StoreUnderTest whose restart closes the store and calls `open` again on the
+ * same data; `free` (a file, a schema) runs after the last close.
+ */
+export async function reopeningStore(open: () => Promise<TaskStore>, free: () => void = () => undefined): Promise<StoreUnderTest> {
+  const sut: StoreUnderTest = {
+    store: await open(),
+    async restart() {
+      await sut.store.close();
+      sut.store = await open();
+      return sut.store;
+    },
+    async dispose() {
+      await sut.store.close();
+      free();
+    },
+  };
+  return sut;
+}
+
 export interface StorePropertyOptions {
   /** numRuns unless ZONAL_PROPERTY_RUNS is set. */
   runs: number;

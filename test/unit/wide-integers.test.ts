@@ -13,29 +13,12 @@ import { ATTEMPT_VERSION_SPAN, MAX_WIRE_INTEGER } from '../../src/core/update-ru
 import type { UpdateAckOut } from '../../src/core/update';
 import { decodeUpdate, encodeAck } from '../../src/protocol/codec';
 import type { WireTaskState } from '../../src/protocol/wire';
+import { U64_EDGES } from '../support/u64-arbitrary';
 import { createHarness, seededRandom, submitAndAssign, type WorkerStream } from '../support/core-harness';
-
-const TWO_64 = 2n ** 64n;
-const EDGES = [
-  0n,
-  1n,
-  2n,
-  2n ** 32n - 1n,
-  2n ** 32n,
-  2n ** 42n,
-  2n ** 42n + 3n,
-  2n ** 53n - 2n,
-  2n ** 53n - 1n,
-  2n ** 53n,
-  2n ** 53n + 1n,
-  2n ** 63n - 1n,
-  2n ** 63n,
-  TWO_64 - 1n,
-];
 
 /** A uint64 drawn across the whole range: edges, then uniform bit length, then uniform within it. */
 function draw64(rnd: Random): bigint {
-  if (rnd() < 0.3) return EDGES[Math.floor(rnd() * EDGES.length)]!;
+  if (rnd() < 0.3) return U64_EDGES[Math.floor(rnd() * U64_EDGES.length)]!;
   const bits = BigInt(1 + Math.floor(rnd() * 64));
   const hi = BigInt(Math.floor(rnd() * 2 ** 32));
   const lo = BigInt(Math.floor(rnd() * 2 ** 32));
