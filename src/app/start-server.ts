@@ -97,12 +97,8 @@ function openSecurity(options: ServerOptions, store: TaskStore): Security {
       guard = new AccessGuard({
         policy: () => policy.current(),
         clock: systemClock,
-        readQueued: async () => {
-          const waiting = new Map<string, number>();
-          // Every PENDING task, delayed ones included.
-          for (const row of await store.readyDepth(Number.MAX_SAFE_INTEGER)) waiting.set(row.queue, (waiting.get(row.queue) ?? 0) + row.count);
-          return waiting;
-        },
+        readQueued: (queue) => store.pendingCount(queue),
+        heldKeys: (keys) => store.heldKeys(keys, systemClock.nowMs()),
         onError: (error) => slog.warn('reading queue depths for the queue caps failed; using the last figures', { error }),
       });
     }

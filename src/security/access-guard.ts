@@ -26,8 +26,10 @@ export interface AccessGuardDeps {
   /** The policy in force (it may be reloaded). */
   policy(): CompiledAccessPolicy;
   clock: Clock;
-  /** PENDING tasks per queue, for the queue caps (TaskStore.readyDepth). */
-  readQueued(): Promise<ReadonlyMap<string, number>>;
+  /** PENDING tasks of one queue, for the queue caps (TaskStore.pendingCount). */
+  readQueued(queue: string): Promise<number>;
+  /** Which of these idempotency keys a task holds now (TaskStore.heldKeys): a resubmit to a full queue gets its task. */
+  heldKeys(keys: readonly string[]): Promise<Set<string>>;
   /** How old the queue depths may be before they are read again (default 1000 ms). */
   queueDepthMaxAgeMs?: number;
   onError(error: unknown): void;
@@ -129,16 +131,30 @@ export class AccessGuard {
   }
 
   /**
-   * Admits `n` tasks into `queue` under its cap: a refusal (counted once per
-   * task), or a settle function to call once with how many were accepted (the
-   * `n` count as waiting meanwhile, so concurrent submits cannot all pass).
+   * Admits `n` tasks into `queue` under its cap: a settle function to call
+   * once with how many were accepted (the `n` count as waiting meanwhile, so
+   * concurrent submits cannot all pass), or, when the queue is full, `refuse`,
+   * which counts and builds the QUEUE_FULL refusal of the `times` tasks the
+   * caller refuses (a resubmit whose idempotency key is held is not refused).
    */
-  async admitToQueue(queue: string, n: number, method: GuardedMethod): Promise<{ refusal: ZonalError } | { settle(accepted: number): void }> {
+  async admitToQueue(queue: string, n: number, method: GuardedMethod): Promise<{ refuse(times: number): ZonalError } | { settle(accepted: number): void }> {
     const cap = this.deps.policy().maxQueued(queue);
     if (cap === Infinity) return { settle: () => undefined };
     const admitted = await this.depths.admit(queue, n, cap);
     if (admitted.admitted) return admitted;
-    return { refusal: this.refuse('QUEUE_FULL', method, `queue "${queue.slice(0, 128)}" has ${admitted.depth} tasks waiting and holds at most ${cap} (the access policy's limits); retry later, add workers, or raise the cap`, undefined, n) };
+    const message = `queue "${queue.slice(0, 128)}" has ${admitted.depth} tasks waiting and holds at most ${cap} (the access policy's limits); retry later, add workers, or raise the cap`;
+    return { refuse: (times) => this.refuse('QUEUE_FULL', method, message, undefined, times) };
+  }
+
+  /** Which of `keys` a task holds now; none when the store cannot say (the caller then refuses, and the client retries). */
+  async heldKeys(keys: readonly string[]): Promise<Set<string>> {
+    if (keys.length === 0) return new Set();
+    try {
+      return await this.deps.heldKeys(keys);
+    } catch (err) {
+      this.deps.onError(err);
+      return new Set();
+    }
   }
 
   /** Whether any queue cap is configured (the depths are read only then). */

@@ -1,26 +1,36 @@
+import { BoundedMap } from '../core/bounded-map';
 import type { Clock } from '../core/clock';
+
+/** Queues whose figures are kept; past it the oldest is forgotten and read again when next submitted to. */
+const MAX_QUEUES_TRACKED = 10_000;
+
+interface QueueFigures {
+  /** The store's PENDING count at the last read, plus what this dispatcher accepted since. */
+  count: number;
+  /** Tasks admitted whose submit has not finished yet (so concurrent submits see each other). */
+  inFlight: number;
+  readAtMs: number;
+  reading: Promise<void> | undefined;
+}
 
 /**
  * Tasks waiting (PENDING, delayed ones included) per queue, for the
- * `maxQueued` caps: the store's count, read again when older than
- * `maxAgeMs`, plus what this dispatcher accepted since. Other dispatchers
- * sharing a PostgreSQL store add theirs at the next read, so a cap may be
- * passed by what they accept within `maxAgeMs`: it bounds the backlog, it is
- * not an exact quota. A read that fails keeps the last figures (or none: a
- * dispatcher that never read the depths admits, since the store answering
- * the submit is checked on its own).
+ * `maxQueued` caps: each queue's own count from the store (TaskStore
+ * pendingCount), read again when older than `maxAgeMs`, plus what this
+ * dispatcher accepted since. Each queue is read on its own, so no number of
+ * other queues can hide one. Other dispatchers sharing a PostgreSQL store add
+ * theirs at the next read, so a cap may be passed by what they accept within
+ * `maxAgeMs`: it bounds the backlog, it is not an exact quota. A read that
+ * fails keeps the last figures (or none: a queue never read admits, since the
+ * store answering the submit is checked on its own).
  *
- * Invariant: at most one read is in flight.
+ * Invariant: at most one read per queue is in flight.
  */
 export class QueueDepths {
-  private counts = new Map<string, number>();
-  /** Tasks admitted towards a cap whose submit has not finished yet (so concurrent submits see each other). */
-  private readonly inFlight = new Map<string, number>();
-  private readAtMs = -Infinity;
-  private reading: Promise<void> | undefined;
+  private readonly queues = new BoundedMap<string, QueueFigures>(MAX_QUEUES_TRACKED);
 
   constructor(
-    private readonly read: () => Promise<ReadonlyMap<string, number>>,
+    private readonly read: (queue: string) => Promise<number>,
     private readonly clock: Clock,
     private readonly maxAgeMs: number,
     private readonly onError: (error: unknown) => void,
@@ -35,39 +45,42 @@ export class QueueDepths {
    * of the `n` were accepted.
    */
   async admit(queue: string, n: number, cap: number): Promise<{ admitted: false; depth: number } | { admitted: true; settle(accepted: number): void }> {
-    if (this.clock.nowMs() - this.readAtMs >= this.maxAgeMs) await this.refresh();
-    const flying = this.inFlight.get(queue) ?? 0;
-    const depth = (this.counts.get(queue) ?? 0) + flying;
+    let figures = this.queues.get(queue);
+    if (figures === undefined) {
+      figures = { count: 0, inFlight: 0, readAtMs: -Infinity, reading: undefined };
+      this.queues.set(queue, figures);
+    }
+    if (this.clock.nowMs() - figures.readAtMs >= this.maxAgeMs) await this.refresh(queue, figures);
+    const depth = figures.count + figures.inFlight;
     if (depth + n > cap) return { admitted: false, depth };
-    this.inFlight.set(queue, flying + n);
+    figures.inFlight += n;
+    const held = figures;
     let settled = false;
     return {
       admitted: true,
       settle: (accepted) => {
         if (settled) return;
         settled = true;
-        const left = (this.inFlight.get(queue) ?? n) - n;
-        if (left <= 0) this.inFlight.delete(queue);
-        else this.inFlight.set(queue, left);
-        this.counts.set(queue, (this.counts.get(queue) ?? 0) + accepted);
+        held.inFlight -= n;
+        held.count += accepted;
       },
     };
   }
 
-  private refresh(): Promise<void> {
-    this.reading ??= this.read().then(
-      (counts) => {
-        this.counts = new Map(counts);
-        this.readAtMs = this.clock.nowMs();
-        this.reading = undefined;
+  private refresh(queue: string, figures: QueueFigures): Promise<void> {
+    figures.reading ??= this.read(queue).then(
+      (count) => {
+        figures.count = count;
+        figures.readAtMs = this.clock.nowMs();
+        figures.reading = undefined;
       },
       (err: unknown) => {
         // Asked again after maxAgeMs, not at every submit while the store is down.
-        this.readAtMs = this.clock.nowMs();
+        figures.readAtMs = this.clock.nowMs();
         this.onError(err);
-        this.reading = undefined;
+        figures.reading = undefined;
       },
     );
-    return this.reading;
+    return figures.reading;
   }
 }

@@ -249,13 +249,17 @@ export class Dispatcher {
 
   // ---------------------------------------------------------------- producers
 
+  /** Throws BATCH_TOO_LARGE for a batch of more than maxBatchTasks tasks (checked before anything else is spent on it). */
+  assertBatchSize(tasks: number): void {
+    const max = this.engine.coreOptions.maxBatchTasks;
+    if (tasks > max) throw new ZonalError('BATCH_TOO_LARGE', `a batch holds at most ${max} tasks (maxBatchTasks), got ${tasks}; split it`);
+  }
+
   async submit(raws: RawSubmit[]): Promise<SubmitOutcome[]> {
     this.assertAccepting();
     this.assertStoreUp();
+    this.assertBatchSize(raws.length);
     const core = this.engine.coreOptions;
-    if (raws.length > core.maxBatchTasks) {
-      throw new ZonalError('BATCH_TOO_LARGE', `a batch holds at most ${core.maxBatchTasks} tasks (maxBatchTasks), got ${raws.length}; split it`);
-    }
     if (this.submitsInFlight + raws.length > MAX_SUBMITS_IN_FLIGHT) {
       throw new ZonalError('OVERLOADED', `${this.submitsInFlight} submitted tasks wait for the store to commit, at most ${MAX_SUBMITS_IN_FLIGHT}: retry after the pushback`, { retryPushbackMs: 100 });
     }

@@ -68,26 +68,37 @@ function queueOf(raw: RawSubmit): string {
 
 /**
  * Submits `raws` for a caller the guard knows: tasks of queues it may not
- * produce to, or of full queues, get their refusal as their result; the
- * rest are submitted. Throws RATE_LIMITED (nothing submitted) when the
- * identity's submit rate is spent.
+ * produce to, or of full queues, get their refusal as their result (a
+ * resubmit whose idempotency key a task holds is let through to get that
+ * task, full queue or not); the rest are submitted. Throws BATCH_TOO_LARGE
+ * or RATE_LIMITED (nothing submitted); only the tasks that would be
+ * submitted spend the identity's rate.
  */
 async function guardedSubmit(dispatcher: Dispatcher, guard: AccessGuard, principal: Principal, raws: RawSubmit[], method: GuardedMethod): Promise<SubmitOutcome[]> {
+  dispatcher.assertBatchSize(raws.length);
   const refused: (ZonalError | undefined)[] = raws.map((raw) => guard.produceRefusal(principal, queueOf(raw), method));
-  guard.takeSubmitRate(principal, refused.filter((r) => r === undefined).length, method);
   const settles: { queue: string; settle(accepted: number): void }[] = [];
-  if (guard.capsQueues) {
-    const perQueue = new Map<string, number>();
-    raws.forEach((raw, i) => refused[i] === undefined && perQueue.set(queueOf(raw), (perQueue.get(queueOf(raw)) ?? 0) + 1));
-    for (const [queue, n] of perQueue) {
-      const admitted = await guard.admitToQueue(queue, n, method);
-      if ('refusal' in admitted) raws.forEach((raw, i) => refused[i] === undefined && queueOf(raw) === queue && (refused[i] = admitted.refusal));
-      else settles.push({ queue, settle: admitted.settle });
-    }
-  }
-  const admitted = raws.filter((_, i) => refused[i] === undefined);
   const accepted = new Map<string, number>();
   try {
+    if (guard.capsQueues) {
+      const perQueue = new Map<string, number[]>();
+      raws.forEach((raw, i) => refused[i] === undefined && perQueue.set(queueOf(raw), [...(perQueue.get(queueOf(raw)) ?? []), i]));
+      for (const [queue, indices] of perQueue) {
+        const admitted = await guard.admitToQueue(queue, indices.length, method);
+        if ('settle' in admitted) {
+          settles.push({ queue, settle: admitted.settle });
+          continue;
+        }
+        const keyOf = (i: number): string => (typeof raws[i]!.idempotencyKey === 'string' ? raws[i]!.idempotencyKey! : '');
+        const held = await guard.heldKeys(indices.map(keyOf).filter((key) => key !== ''));
+        const full = indices.filter((i) => !held.has(keyOf(i)));
+        if (full.length === 0) continue;
+        const refusal = admitted.refuse(full.length);
+        for (const i of full) refused[i] = refusal;
+      }
+    }
+    const admitted = raws.filter((_, i) => refused[i] === undefined);
+    guard.takeSubmitRate(principal, admitted.length, method);
     const outcomes = admitted.length > 0 ? await dispatcher.submit(admitted) : [];
     let next = 0;
     return raws.map((raw, i) => {

@@ -156,6 +156,12 @@ export interface TaskStore {
   /** Ready tasks (PENDING, ready by `nowMs`) by queue and zone (preferred, else accepted): for the queue-depth gauge. */
   readyDepth(nowMs: number): Promise<ReadyDepth[]>;
 
+  /** PENDING tasks of `queue`, delayed ones included: for the access policy's queue caps. */
+  pendingCount(queue: string): Promise<number>;
+
+  /** Which of `keys` a task still holds at `nowMs` (within its idempotency retention): a submit with one is a duplicate. */
+  heldKeys(keys: readonly string[], nowMs: number): Promise<Set<string>>;
+
   /** Where dispatchers sharing this store share their latency rows (the heatmap page); absent for a store one process uses. */
   readonly sharedLatency?: SharedLatency;
 

@@ -359,6 +359,9 @@ describe('access policy on a real dispatcher', () => {
     // Refused tasks (queues not granted) spend nothing.
     const deniedBatch = await unary<{ results: Msg[] }>(limited, 'SubmitBatch', { tasks: Array.from({ length: 5 }, () => ({ queue: 'beta' })) });
     expect(deniedBatch.results.map((r) => r['error']?.['reason'])).toEqual(Array(5).fill('PERMISSION_DENIED'));
+    // Nor does a batch refused whole for its size (it once cost 10,001 tokens: a 17-minute lock-out).
+    const tooLarge = await unaryError(limited, 'SubmitBatch', { tasks: Array.from({ length: 10_001 }, () => ({ queue: 'alpha' })) });
+    expect(tooLarge.metadata.get('zonal-reason')).toEqual(['BATCH_TOO_LARGE']);
     await unary(limited, 'Submit', { queue: 'alpha' });
     await unary(limited, 'Submit', { queue: 'alpha' });
     const refused = await unaryError(limited, 'Submit', { queue: 'alpha' });
@@ -451,6 +454,32 @@ describe('access policy on a real dispatcher', () => {
     for (const taskId of accepted) expect((await ops.result(taskId, { timeoutMs: 10_000 })).toString()).toMatch(/^done:/);
     expect(accepted).toHaveLength(5);
     expect((await refusals())['QUEUE_FULL/SubmitBatch']).toBeGreaterThanOrEqual(2);
+  });
+
+  /** Found by an outside review: the depths were read for at most 1,000 (queue, zone) groups in name order, so a queue past them read as empty. */
+  it('a full queue stays full however many other queues hold tasks, and a resubmit with a held idempotency key gets its task', async () => {
+    await start();
+    const client = raw(T.ops);
+    const first = await unary<Msg>(client, 'Submit', { queue: 'capped', payload: Buffer.from('keyed'), idempotencyKey: 'capped-key-1' });
+    for (let i = 0; i < 2; i++) await unary(client, 'Submit', { queue: 'capped', payload: Buffer.from(`c${i}`) });
+    // 1,000 queues whose names sort before "capped", one task each.
+    const others = await unary<{ results: Msg[] }>(client, 'SubmitBatch', { tasks: Array.from({ length: 1_000 }, (_, i) => ({ queue: `a${String(i).padStart(4, '0')}` })) });
+    expect(others.results.filter((r) => r['error'] !== null)).toEqual([]);
+    // Across several reads of the depths (at most one a second), nothing new gets into the full queue.
+    const untilMs = Date.now() + 2_500;
+    let tries = 0;
+    while (Date.now() < untilMs) {
+      const refused = await unaryError(client, 'Submit', { queue: 'capped', payload: Buffer.from(`extra-${tries++}`) });
+      expect(refused.metadata.get('zonal-reason')).toEqual(['QUEUE_FULL']);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(tries).toBeGreaterThan(5);
+    // The producer whose first answer was lost resubmits with its key: it gets its task, not QUEUE_FULL.
+    const again = await unary<Msg>(client, 'Submit', { queue: 'capped', payload: Buffer.from('keyed'), idempotencyKey: 'capped-key-1' });
+    expect(again).toMatchObject({ taskId: first['taskId'], deduplicated: true });
+    const batch = await unary<{ results: Msg[] }>(client, 'SubmitBatch', { tasks: [{ queue: 'capped', idempotencyKey: 'capped-key-1' }, { queue: 'capped', idempotencyKey: 'capped-key-new' }] });
+    expect(batch.results[0]).toMatchObject({ taskId: first['taskId'], deduplicated: true, error: null });
+    expect(batch.results[1]!['error']).toMatchObject({ reason: 'QUEUE_FULL' });
   });
 
   /** Found by this file: the cap check and the count of what was accepted were apart, and 10 concurrent Submits all passed a cap of 3. */

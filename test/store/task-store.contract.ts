@@ -181,6 +181,23 @@ export function describeTaskStoreContract(name: string, make: () => Promise<Task
       });
     });
 
+    describe('pendingCount: the waiting tasks of one queue, for the queue caps', () => {
+      it('counts PENDING tasks of that queue, delayed ones included, and no held, finished or other-queue task', async () => {
+        await commit({
+          inserts: [
+            taskRecord('p1', { queue: 'q' }),
+            taskRecord('p2', { queue: 'q', notBeforeMs: T0 + 3_600_000, readyAtMs: T0 + 3_600_000 }),
+            taskRecord('other', { queue: 'q2' }),
+            held('h', ME, { queue: 'q' }),
+            taskRecord('done', { queue: 'q', state: 'COMPLETED', version: 3 }),
+          ],
+        });
+        expect(await store.pendingCount('q')).toBe(2);
+        expect(await store.pendingCount('q2')).toBe(1);
+        expect(await store.pendingCount('none')).toBe(0);
+      });
+    });
+
     describe('idempotency keys: the store refuses a second task with a held key', () => {
       it('does not insert a task whose key another task holds, and names that task', async () => {
         await commit({ inserts: [taskRecord('first', { idempotencyKey: 'k' })] });
@@ -206,6 +223,13 @@ export function describeTaskStoreContract(name: string, make: () => Promise<Task
         await commit({ inserts: [taskRecord('a', { idempotencyKey: '' })] });
         const outcome = await commit({ inserts: [taskRecord('b', { idempotencyKey: '' })] });
         expect(outcome.duplicates.size).toBe(0);
+      });
+
+      it('heldKeys names the keys a task holds, until createdMs + retention (the queue caps answer a resubmit with it)', async () => {
+        await commit({ inserts: [taskRecord('old', { idempotencyKey: 'k', createdMs: T0 }), taskRecord('other', { idempotencyKey: 'k2', createdMs: T0 + 10 })] });
+        expect([...(await store.heldKeys(['k', 'k2', 'unknown', ''], T0 + 1))].sort()).toEqual(['k', 'k2']);
+        expect([...(await store.heldKeys(['k', 'k2'], T0 + RETENTION_MS))]).toEqual(['k2']);
+        expect((await store.heldKeys([], T0)).size).toBe(0);
       });
 
       it('a retried insert of the same task is not a duplicate of itself', async () => {

@@ -196,6 +196,16 @@ export class MemoryStoreCore {
     return [...groups.values()].sort((a, b) => (a.queue === b.queue ? a.zone.localeCompare(b.zone) : a.queue.localeCompare(b.queue)));
   }
 
+  pendingCount(queue: string): number {
+    let n = 0;
+    for (const t of this.tasks.values()) if (t.state === 'PENDING' && t.queue === queue) n++;
+    return n;
+  }
+
+  heldKeys(keys: readonly string[], nowMs: number): Set<string> {
+    return new Set(keys.filter((key) => (this.keys.get(key)?.expiresMs ?? -Infinity) > nowMs));
+  }
+
   purge(nowMs: number, finishedBeforeMs: number, limit: number): number {
     const keys = [...this.keys]
       .filter(([, e]) => e.expiresMs <= nowMs)
@@ -312,6 +322,16 @@ export class MemoryTaskStore implements TaskStore {
   async readyDepth(nowMs: number): Promise<ReadyDepth[]> {
     this.check();
     return this.core.readyDepth(nowMs);
+  }
+
+  async pendingCount(queue: string): Promise<number> {
+    this.check();
+    return this.core.pendingCount(queue);
+  }
+
+  async heldKeys(keys: readonly string[], nowMs: number): Promise<Set<string>> {
+    this.check();
+    return this.core.heldKeys(keys, nowMs);
   }
 
   async purge(nowMs: number, finishedBeforeMs: number, limit: number): Promise<number> {

@@ -45,13 +45,15 @@ function setup(doc: AccessPolicyDocument = BASE, queued: () => Promise<ReadonlyM
   let policy: CompiledAccessPolicy = compileAccessPolicy(doc, '/');
   const errors: unknown[] = [];
   let reads = 0;
+  const heldKeys = new Set<string>();
   const guard = new AccessGuard({
     policy: () => policy,
     clock,
-    readQueued: () => {
+    readQueued: async (queue) => {
       reads += 1;
-      return queued();
+      return (await queued()).get(queue) ?? 0;
     },
+    heldKeys: async (keys) => new Set(keys.filter((key) => heldKeys.has(key))),
     onError: (e) => errors.push(e),
   });
   return {
@@ -59,13 +61,14 @@ function setup(doc: AccessPolicyDocument = BASE, queued: () => Promise<ReadonlyM
     clock,
     errors,
     reads: () => reads,
+    heldKeys,
     setPolicy: (next: AccessPolicyDocument) => (policy = compileAccessPolicy(next, '/')),
   };
 }
 
-async function refusalOf(admission: Promise<{ refusal: ZonalError } | { settle(accepted: number): void }>): Promise<ZonalError | undefined> {
+async function refusalOf(admission: Promise<{ refuse(times: number): ZonalError } | { settle(accepted: number): void }>): Promise<ZonalError | undefined> {
   const result = await admission;
-  return 'refusal' in result ? result.refusal : undefined;
+  return 'refuse' in result ? result.refuse(1) : undefined;
 }
 
 describe('AccessGuard: who is calling', () => {
@@ -255,7 +258,7 @@ describe('AccessGuard: admission limits', () => {
     const results = await Promise.all(checks);
     expect(reads()).toBe(1);
     expect(results.filter((r) => 'settle' in r)).toHaveLength(1);
-    expect(results.filter((r) => 'refusal' in r)).toHaveLength(2);
+    expect(results.filter((r) => 'refuse' in r)).toHaveLength(2);
   });
 
   it('a failed read of the depths is reported and the last figures stay', async () => {

@@ -13,6 +13,7 @@ import { GET_TASK, GET_TASKS, OWNED_TASKS } from './sql/get-tasks';
 import { INSERT_TASKS, KEY_HOLDERS } from './sql/insert-tasks';
 import { PURGE } from './sql/purge';
 import { READY_DEPTH } from './sql/ready-depth';
+import { HELD_KEYS, PENDING_IN_QUEUE } from './sql/admission';
 import { PURGE_LATENCY_SLOTS, READ_LATENCY_SLOTS, WRITE_LATENCY_SLOTS } from './sql/latency-slots';
 import { SWEEP } from './sql/sweep';
 import { WRITE_STATES } from './sql/write-states';
@@ -252,6 +253,17 @@ export class PostgresTaskStore implements TaskStore {
   async readyDepth(nowMs: number): Promise<ReadyDepth[]> {
     const { rows } = await this.query<{ queue: string; zone: string; n: string }>(READY_DEPTH, [nowMs], 'zonal_ready_depth');
     return rows.map((r) => ({ queue: r.queue, zone: r.zone, count: Number(r.n) }));
+  }
+
+  async pendingCount(queue: string): Promise<number> {
+    const { rows } = await this.query<{ n: string }>(PENDING_IN_QUEUE, [queue], 'zonal_pending_in_queue');
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  async heldKeys(keys: readonly string[], nowMs: number): Promise<Set<string>> {
+    if (keys.length === 0) return new Set();
+    const { rows } = await this.query<{ key: string }>(HELD_KEYS, [keys, nowMs], 'zonal_held_keys');
+    return new Set(rows.map((r) => r.key));
   }
 
   readonly sharedLatency: SharedLatency = {

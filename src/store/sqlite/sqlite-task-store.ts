@@ -24,6 +24,7 @@ import { NEXT_READY_AT, NEXT_SPILL_READY_AT } from './sql/next-claimable';
 import { OWNED_TASKS } from './sql/owned-tasks';
 import { DELETE_TASK, DELETE_TASK_KEY, FINISHED_TO_PURGE, PURGE_KEYS } from './sql/purge';
 import { READY_DEPTH } from './sql/ready-depth';
+import { HELD_KEYS, PENDING_IN_QUEUE } from './sql/admission';
 import { MAX_SEQ, READ_UNFINISHED } from './sql/read-unfinished';
 import { LEASE_EXPIRED, START_EXPIRED } from './sql/sweep';
 import { TAKE_IDEMPOTENCY_KEY } from './sql/take-idempotency-key';
@@ -272,6 +273,17 @@ export class SqliteTaskStore implements TaskStore {
   async readyDepth(nowMs: number): Promise<ReadyDepth[]> {
     const rows = this.use().db.prepare(READY_DEPTH).all(nowMs) as { queue: string; zone: string; n: number }[];
     return rows.map((r) => ({ queue: r.queue, zone: r.zone, count: r.n }));
+  }
+
+  async pendingCount(queue: string): Promise<number> {
+    const row = this.use().db.prepare(PENDING_IN_QUEUE).get(queue) as { n: number } | undefined;
+    return row?.n ?? 0;
+  }
+
+  async heldKeys(keys: readonly string[], nowMs: number): Promise<Set<string>> {
+    if (keys.length === 0) return new Set();
+    const rows = this.use().db.prepare(HELD_KEYS).all(JSON.stringify(keys), nowMs) as { key: string }[];
+    return new Set(rows.map((r) => r.key));
   }
 
   /** One process uses the file: there is nobody else to hear from. */
