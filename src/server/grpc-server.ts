@@ -5,6 +5,7 @@ import { dispatcherService } from '../protocol/service';
 import type { AccessGuard } from '../security/access-guard';
 import type { Dispatcher } from './dispatcher';
 import { dispatcherHandlers } from './grpc-service';
+import { redactGrpcLogs } from '../security/grpc-log-redaction';
 
 export interface GrpcServiceOptions {
   /** host:port; port 0 picks a free one. */
@@ -26,6 +27,7 @@ export interface RunningGrpcService {
 
 /** Serves zonal.v1.Dispatcher for `dispatcher` on a gRPC server of its own. */
 export async function startGrpcService(dispatcher: Dispatcher, options: GrpcServiceOptions): Promise<RunningGrpcService> {
+  redactGrpcLogs();
   const server = new grpc.Server({
     'grpc.max_receive_message_length': options.maxMessageBytes,
     'grpc.max_send_message_length': options.maxMessageBytes,

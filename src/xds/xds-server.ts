@@ -3,6 +3,7 @@ import { createLogger } from '../log';
 import { ControlPlane, type ControlPlaneOptions } from './control-plane';
 import { shutdownGrpcServer } from '../protocol/grpc-shutdown';
 import { watchControlPlaneFile } from './static-endpoints';
+import { redactGrpcLogs } from '../security/grpc-log-redaction';
 
 const log = createLogger('xds');
 
@@ -27,6 +28,7 @@ export interface StartControlPlaneOptions extends ControlPlaneOptions {
 /** Starts a control plane on its own gRPC server (`zonal xds`, or embedded in `zonal serve`). */
 export async function startControlPlane(options: StartControlPlaneOptions): Promise<RunningControlPlane> {
   const plane = new ControlPlane(options);
+  redactGrpcLogs();
   const server = new grpc.Server();
   plane.attach(server);
   const stopWatching =

@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import * as http2 from 'node:http2';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -74,6 +75,10 @@ beforeAll(() => {
     logLines.push(String(chunk));
     return true;
   }) as typeof process.stderr.write);
+  // grpc-js logs through console.error, which vitest captures before it reaches process.stderr.
+  vi.spyOn(console, 'error').mockImplementation((...args: unknown[]) => {
+    logLines.push(args.map(String).join(' '));
+  });
 });
 
 afterAll(() => {
@@ -491,6 +496,27 @@ describe('access policy on a real dispatcher', () => {
     const accepted = outcomes.filter((o) => o.status === 'fulfilled').length;
     for (const o of outcomes) if (o.status === 'rejected') expect((o.reason as grpc.ServiceError).metadata.get('zonal-reason')).toEqual(['QUEUE_FULL']);
     expect(1 + accepted).toBe(3);
+  });
+
+  /** Found by an outside review: grpc-js logged such a header value in full, valid token included. */
+  it('an authorization value gRPC metadata cannot hold (a tab, a non-ASCII letter) is refused, and grpc-js does not log the token in it', async () => {
+    await start();
+    for (const value of [`Bearer\t${T.ops}`, `Bearer ${T.ops}\u00e9`]) {
+      const session = http2.connect(`http://${server!.target}`);
+      closers.push(() => session.close());
+      const status = await new Promise<string | undefined>((resolve, reject) => {
+        const req = session.request({ ':method': 'POST', ':path': '/zonal.v1.Dispatcher/Submit', 'content-type': 'application/grpc', te: 'trailers', authorization: value });
+        let grpcStatus: string | undefined;
+        req.on('response', (headers) => (grpcStatus ??= headers['grpc-status'] as string | undefined));
+        req.on('trailers', (trailers) => (grpcStatus ??= trailers['grpc-status'] as string | undefined));
+        req.on('error', reject);
+        req.on('close', () => resolve(grpcStatus));
+        req.resume();
+        req.end(Buffer.from([0, 0, 0, 0, 0]));
+      });
+      expect(grpc.status[Number(status)]).toBe('UNAUTHENTICATED');
+    }
+    expect(logLines.some((line) => line.includes('Failed to add metadata entry authorization'))).toBe(true);
   });
 
   it('no token was ever written to the log, at debug level, by anything this file ran', () => {
