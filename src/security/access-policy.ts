@@ -232,8 +232,11 @@ export function parseAccessPolicy(text: string, file: string): CompiledAccessPol
   } catch (err) {
     throw new Error(`access policy ${file} is not YAML or JSON: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
   }
+  // An empty file is most often one being written (or truncated by a failed write): refused, so a reload keeps
+  // the last good policy instead of locking everyone out. A policy that admits nobody says so: `version: 1`.
+  if (document === null || document === undefined) throw new Error(`access policy ${file} is empty (a file being written?); a policy that admits nobody is written "version: 1"`);
   try {
-    return compileAccessPolicy(document ?? {}, path.dirname(path.resolve(file)));
+    return compileAccessPolicy(document, path.dirname(path.resolve(file)));
   } catch (err) {
     throw new Error(`${file}: ${err instanceof Error ? err.message : String(err)}`);
   }

@@ -347,6 +347,10 @@ describe('access policy on a real dispatcher', () => {
     swapFile(s.policyFile, 'identities: [\n');
     await eventually(() => logLines.filter((l) => l.includes('access policy changed but is invalid')).length > invalidBefore + 1, 10_000, 'the unreadable policy to be logged');
     expect((await unary<{ taskId: string }>(a, 'Submit', { queue: 'beta' })).taskId).not.toBe('');
+    // A truncated file (a write that failed half-way) is not a policy that refuses everyone.
+    writeFileSync(s.policyFile, '');
+    await eventually(() => logLines.filter((l) => l.includes('access policy changed but is invalid')).length > invalidBefore + 2, 10_000, 'the empty policy to be logged');
+    expect((await unary<{ taskId: string }>(a, 'Submit', { queue: 'beta' })).taskId).not.toBe('');
     expect(harness().server.dispatcher.lifecycle).toBe('RUNNING');
 
     // worker-a's token lives in a file the policy names: replacing it moves worker-a to the new token

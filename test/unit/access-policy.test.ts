@@ -107,8 +107,14 @@ describe('access policy', () => {
     expect(policy.maxQueued('public-x')).toBe(Infinity);
   });
 
-  it('an empty file is a policy that refuses everyone', () => {
-    const policy = parseAccessPolicy('', path.join(dir, 'empty.yaml'));
+  it('an empty file (or only comments) is refused: it is most often a file being written, and a reload keeps the last good policy', () => {
+    for (const text of ['', '  \n', '# being written\n']) {
+      expect(() => parseAccessPolicy(text, path.join(dir, 'empty.yaml'))).toThrow(/empty\.yaml is empty \(a file being written\?\); a policy that admits nobody is written "version: 1"/);
+    }
+  });
+
+  it('"version: 1" alone is a policy that refuses everyone', () => {
+    const policy = parseAccessPolicy('version: 1\n', path.join(dir, 'nobody.yaml'));
     expect(policy.tokens).toEqual([]);
     expect(policy.bySpiffeId.size).toBe(0);
     expect(policy.anonymous).toBeUndefined();
