@@ -44,6 +44,8 @@ function load(files: TlsFiles): Loaded {
   const key = read(files.keyFile, 'private key');
   const ca = read(files.caFile, 'CA bundle');
   if ((cert === undefined) !== (key === undefined)) throw new Error('give both the TLS certificate and its private key, or neither');
+  if (cert !== undefined) checkCertificates(cert, files.certFile!, 'certificate');
+  if (ca !== undefined) checkCertificates(ca, files.caFile!, 'CA bundle');
   try {
     tls.createSecureContext({ ...(cert !== undefined ? { cert, key } : {}), ...(ca !== undefined ? { ca } : {}) });
   } catch (err) {
@@ -51,6 +53,27 @@ function load(files: TlsFiles): Loaded {
   }
   const notAfter = cert !== undefined ? new X509Certificate(cert).validTo : undefined;
   return { ca, cert, key, notAfter };
+}
+
+/**
+ * Throws unless `pem` holds at least one certificate and every PEM block in
+ * it is complete and parses. Checked here because createSecureContext takes a
+ * CA bundle that is empty, cut short or not PEM at all without a word, and
+ * such a bundle then refuses every client certificate.
+ */
+function checkCertificates(pem: Buffer, file: string, what: string): void {
+  const text = pem.toString('latin1');
+  const begins = text.match(/-----BEGIN [^-]*-----/g) ?? [];
+  const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) throw new Error(`the TLS ${what} ${file} holds no PEM certificate (empty, cut short, or not PEM)`);
+  if (begins.length !== blocks.length) throw new Error(`the TLS ${what} ${file} has a PEM block that is cut short or not a CERTIFICATE`);
+  blocks.forEach((block, i) => {
+    try {
+      new X509Certificate(block);
+    } catch (err) {
+      throw new Error(`certificate ${i + 1} of the TLS ${what} ${file} does not parse: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  });
 }
 
 /**

@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
@@ -8,6 +8,7 @@ import { Worker, type WorkerOptions } from '../../src/client/worker';
 import { compileServerOptions } from '../../src/app/server-options';
 import { ZonalError } from '../../src/errors';
 import { tokenDigest } from '../../src/security/access-policy';
+import { TlsFileProvider } from '../../src/security/tls-files';
 import { RawStream } from '../support/raw-client';
 import { eventually, startHarness, type Harness } from '../support/server-harness';
 import { installServerCert, securedRawClient, servedCertificate, SPIFFE, swapFile, swapFileFrom, testCerts, tlsCredentials, type SecuredRawClient } from '../support/certs';
@@ -52,15 +53,15 @@ describe('TLS on the gRPC port', () => {
   });
 
   /** A TLS dispatcher whose certificate files live in a temp dir the test may swap; polls them every 100 ms. */
-  async function tlsServer(policy: string, mutual?: 'require' | 'optional'): Promise<{ target: string; files: { cert: string; key: string } }> {
-    dir = mkdtempSync(path.join(tmpdir(), 'zonal-tls-'));
+  async function tlsServer(policy: string, mutual?: 'require' | 'optional', clientCaFile = certs.ca): Promise<{ target: string; files: { cert: string; key: string } }> {
+    dir ||= mkdtempSync(path.join(tmpdir(), 'zonal-tls-'));
     const files = installServerCert(dir, certs.server);
     const policyFile = path.join(dir, 'policy.yaml');
     writeFileSync(policyFile, policy);
     harness = await startHarness({
       tlsCertFile: files.cert,
       tlsKeyFile: files.key,
-      ...(mutual !== undefined ? { tlsClientCaFile: certs.ca, tlsClientCerts: mutual } : {}),
+      ...(mutual !== undefined ? { tlsClientCaFile: clientCaFile, tlsClientCerts: mutual } : {}),
       accessPolicyFile: policyFile,
       securityPollMs: 100,
     });
@@ -202,6 +203,41 @@ describe('TLS on the gRPC port', () => {
     const third = await fresh.submit({ payload: 'fresh' });
     expect((await fresh.result(third.taskId, { timeoutMs: 10_000 })).toString()).toBe('done:fresh');
     expect(harness!.server.dispatcher.lifecycle).toBe('RUNNING');
+  });
+
+  /** Found by an outside review: createSecureContext took such a bundle, and every client certificate was then refused. */
+  it('a client CA bundle that is empty, cut short or not PEM is refused at start, and on a rotation the last good one stays', async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'zonal-tls-'));
+    const caFile = path.join(dir, 'ca.crt');
+    const caPem = readFileSync(certs.ca, 'utf8');
+    const otherPem = readFileSync(certs.otherCa, 'utf8');
+    const bad = { empty: '', garbage: 'garbage\n', cutShort: caPem.slice(0, 300), oldPlusCutNew: caPem + otherPem.slice(0, 300) };
+    for (const [what, text] of Object.entries(bad)) {
+      writeFileSync(caFile, text);
+      expect(() => new TlsFileProvider({ caFile }, 60_000).close(), what).toThrow(/CA bundle/);
+    }
+    swapFile(caFile, caPem);
+    const errors: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    vi.spyOn(process.stderr, 'write').mockImplementation(((chunk: string | Uint8Array, ...rest: never[]) => {
+      const line = String(chunk);
+      if (line.includes('TLS files changed but cannot be used')) errors.push(line);
+      else write(chunk, ...rest);
+      return true;
+    }) as typeof process.stderr.write);
+    const { target } = await tlsServer(MTLS_POLICY, 'require', caFile);
+    const viaCert = (payload: string) => producer(target, asClient(certs.producerB)).submit({ queue: 'jobs', payload });
+    expect((await viaCert('before')).taskId).not.toBe('');
+    for (const [what, text] of Object.entries(bad)) {
+      const before = errors.length;
+      swapFile(caFile, text);
+      await eventually(() => errors.length > before, 10_000, `the ${what} CA bundle to be logged`);
+      expect((await viaCert(what)).taskId, what).not.toBe('');
+    }
+    // The documented CA rotation's first step, done right, is taken.
+    swapFile(caFile, caPem + otherPem);
+    await eventually(async () => (await viaCert('both-cas')).taskId !== '', 10_000, 'the two-CA bundle');
+    expect(errors).toHaveLength(Object.keys(bad).length);
   });
 
   it('a bad rotation (a key that does not match, a garbage certificate) is logged and the last good certificate keeps serving', async () => {
