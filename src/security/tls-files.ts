@@ -171,11 +171,6 @@ export class TlsFileProvider implements CertificateProvider {
     this.reload();
   };
 
-  /** The certificate and key in use, if any. */
-  identity(): grpc.experimental.IdentityCertificateUpdate | null {
-    return this.identityUpdate();
-  }
-
   private caUpdate(): grpc.experimental.CaCertificateUpdate | null {
     return this.current.ca !== undefined ? { caCertificate: this.current.ca } : null;
   }
@@ -202,13 +197,38 @@ export function serverCredentials(provider: TlsFileProvider, clientCerts: Client
   return grpc.experimental.createCertificateProviderServerCredentials(provider, clientCerts === 'none' ? null : provider, clientCerts === 'require');
 }
 
-/** Channel credentials for a client: verify the server with the CA bundle (or the system's roots) and, with a certificate, present it (mTLS). */
+/**
+ * The roots a client trusts without a CA file, as grpc-js's createSsl() does:
+ * the file GRPC_DEFAULT_SSL_ROOTS_FILE_PATH names, else Node's bundled roots
+ * plus NODE_EXTRA_CA_CERTS. (A process started with --use-openssl-ca or
+ * --use-system-ca trusts more: give such a client its `caFile`.)
+ */
+function defaultRoots(): Buffer {
+  const file = process.env['GRPC_DEFAULT_SSL_ROOTS_FILE_PATH'];
+  if (file !== undefined && file !== '') return fs.readFileSync(file);
+  const extra = process.env['NODE_EXTRA_CA_CERTS'];
+  return Buffer.from([...tls.rootCertificates, ...(extra !== undefined && extra !== '' ? [fs.readFileSync(extra, 'utf8')] : [])].join('\n'));
+}
+
+/** A CA provider that hands grpc-js fixed roots (its first update on the next microtask, as TlsFileProvider's). */
+function fixedCaProvider(ca: Buffer): CertificateProvider {
+  return {
+    addCaCertificateListener: (listener: CaListener) => queueMicrotask(() => listener({ caCertificate: ca })),
+    removeCaCertificateListener: () => undefined,
+    addIdentityCertificateListener: () => undefined,
+    removeIdentityCertificateListener: () => undefined,
+  };
+}
+
+/**
+ * Channel credentials for a client: verify the server with the CA bundle (or
+ * the default roots) and, with a certificate, present it (mTLS). A rotated
+ * certificate, key or CA file is used for the next connection.
+ */
 export function channelCredentials(provider: TlsFileProvider | undefined): grpc.ChannelCredentials {
-  if (provider === undefined) return grpc.credentials.createSsl();
-  if (!provider.hasCa) {
-    // The system's roots verify the server; grpc-js watches a provider only for a CA, so a certificate here is read once.
-    const identity = provider.identity();
-    return grpc.credentials.createSsl(null, identity?.privateKey ?? null, identity?.certificate ?? null);
-  }
-  return grpc.experimental.createCertificateProviderChannelCredentials(provider, provider.hasIdentity ? provider : null);
+  if (provider === undefined || (!provider.hasCa && !provider.hasIdentity)) return grpc.credentials.createSsl();
+  // Without a CA file grpc-js would take the certificate once (createSsl): the default roots go through a provider
+  // of their own, so the certificate still comes from the watched files.
+  const ca = provider.hasCa ? provider : fixedCaProvider(defaultRoots());
+  return grpc.experimental.createCertificateProviderChannelCredentials(ca, provider.hasIdentity ? provider : null);
 }

@@ -8,7 +8,7 @@ import { Worker, type WorkerOptions } from '../../src/client/worker';
 import { compileServerOptions } from '../../src/app/server-options';
 import { ZonalError } from '../../src/errors';
 import { tokenDigest } from '../../src/security/access-policy';
-import { TlsFileProvider } from '../../src/security/tls-files';
+import { channelCredentials, TlsFileProvider } from '../../src/security/tls-files';
 import { RawStream } from '../support/raw-client';
 import { eventually, startHarness, type Harness } from '../support/server-harness';
 import { installServerCert, securedRawClient, servedCertificate, SPIFFE, swapFile, swapFileFrom, testCerts, tlsCredentials, type SecuredRawClient } from '../support/certs';
@@ -203,6 +203,38 @@ describe('TLS on the gRPC port', () => {
     const third = await fresh.submit({ payload: 'fresh' });
     expect((await fresh.result(third.taskId, { timeoutMs: 10_000 })).toString()).toBe('done:fresh');
     expect(harness!.server.dispatcher.lifecycle).toBe('RUNNING');
+  });
+
+  /** Found by an outside review: without a CA file, the SDK read its client certificate once. */
+  it('a client without a CA file (default roots) still presents its rotated certificate on its next connection', async () => {
+    const { target } = await tlsServer(MTLS_POLICY, 'require');
+    const roots = process.env['GRPC_DEFAULT_SSL_ROOTS_FILE_PATH'];
+    process.env['GRPC_DEFAULT_SSL_ROOTS_FILE_PATH'] = certs.ca; // the test CA as the "system" roots
+    closers.push(() => (roots === undefined ? delete process.env['GRPC_DEFAULT_SSL_ROOTS_FILE_PATH'] : (process.env['GRPC_DEFAULT_SSL_ROOTS_FILE_PATH'] = roots)));
+    const own = { cert: path.join(dir, 'client.crt'), key: path.join(dir, 'client.key') };
+    swapFileFrom(own.cert, certs.producerB.cert);
+    swapFileFrom(own.key, certs.producerB.key);
+    const provider = new TlsFileProvider({ certFile: own.cert, keyFile: own.key }, 60_000);
+    closers.push(() => provider.close());
+    const credentials = channelCredentials(provider);
+    const submitWith = async (): Promise<grpc.ServiceError | undefined> => {
+      const client = raw(target, credentials);
+      try {
+        await unary(client, 'Submit', { queue: 'jobs' });
+        return undefined;
+      } catch (err) {
+        return err as grpc.ServiceError;
+      } finally {
+        client.close();
+      }
+    };
+    expect(await submitWith()).toBeUndefined(); // producer-b may produce to jobs
+    swapFileFrom(own.cert, certs.workerA.cert);
+    swapFileFrom(own.key, certs.workerA.key);
+    expect(provider.reload()).toBe(true);
+    const refused = await submitWith(); // a new connection, as worker-a, who may not
+    expect(refused?.metadata.get('zonal-reason')).toEqual(['PERMISSION_DENIED']);
+    expect(refused?.details).toContain('identity "worker-a"');
   });
 
   /** Found by an outside review: createSecureContext took such a bundle, and every client certificate was then refused. */
