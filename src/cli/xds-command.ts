@@ -1,5 +1,5 @@
 import { startHttpServer } from '../admin/admin-server';
-import { setLogLevel, type LogLevel } from '../log';
+import { createLogger, setLogLevel, type LogLevel } from '../log';
 import { isLoopbackHost } from '../app/server-options';
 import { TokenFile } from '../security/token-file';
 import { startControlPlane } from '../xds/xds-server';
@@ -31,8 +31,11 @@ export async function xdsCommand(values: FlagValues): Promise<void> {
   if (adminAddress !== '' && adminAddress !== 'off' && !isLoopbackHost(hostOf(adminAddress)) && adminTokenFile === '') {
     throw new UsageError(`--admin-address ${adminAddress} is beyond loopback: give --admin-token-file, or bind it to 127.0.0.1`);
   }
-  const registrationToken = registrationTokenFile !== '' ? new TokenFile(registrationTokenFile, 5_000) : undefined;
-  const adminToken = adminTokenFile !== '' ? new TokenFile(adminTokenFile, 5_000) : undefined;
+  const log = createLogger('xds');
+  const tokenFile = (file: string, what: string): TokenFile | undefined =>
+    file === '' ? undefined : new TokenFile(file, 5_000, (error) => log.error(`${what} token file changed but cannot be used; keeping the last good tokens`, { error }));
+  const registrationToken = tokenFile(registrationTokenFile, 'registration');
+  const adminToken = tokenFile(adminTokenFile, 'admin');
   const running = await startControlPlane({
     address,
     file: str(values, 'file'),
