@@ -23,14 +23,16 @@ import { compileOptions } from './options';
 import { killAllChildren } from './processes';
 import { printReport, writeReport } from './report';
 import { SoakRun } from './soak-run';
+import { stopSignalCounter } from '../../src/demo/demo-children';
 
 async function main(): Promise<number> {
   const options = compileOptions(process.argv.slice(2), process.env);
   const run = new SoakRun(options);
-  let signals = 0;
+  const seen = stopSignalCounter();
   const onSignal = (signal: NodeJS.Signals): void => {
-    signals += 1;
-    if (signals === 1) {
+    const which = seen();
+    if (which === 'same') return; // one Ctrl-C, from the terminal and forwarded by npm
+    if (which === 'first') {
       run.interrupt();
       return;
     }

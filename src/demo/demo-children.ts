@@ -133,7 +133,33 @@ export function killDemoChildrenNow(list: DemoChild[]): void {
   for (const c of list) if (alive(c)) c.child.kill('SIGKILL');
 }
 
+/**
+ * Tells a first stop signal from a second one. A script that npm runs gets a
+ * terminal's Ctrl-C twice, within milliseconds: from the terminal, and
+ * forwarded by npm (the scripts `exec` node, so npm's forwarded SIGTERM
+ * reaches it). A signal within `sameSignalMs` of the first is that same one.
+ */
+export function stopSignalCounter(sameSignalMs = 500, nowMs: () => number = () => performance.now()): () => 'first' | 'same' | 'again' {
+  let firstAtMs: number | undefined;
+  return () => {
+    const now = nowMs();
+    if (firstAtMs === undefined) {
+      firstAtMs = now;
+      return 'first';
+    }
+    return now - firstAtMs < sameSignalMs ? 'same' : 'again';
+  };
+}
+
 /** Ctrl-C or SIGTERM stops the demo; a second one while it stops kills what is left, without waiting for graceful exits. */
 export function onStopSignals(stopping: () => boolean, stop: (signal: NodeJS.Signals) => void, killNow: () => void): void {
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => (stopping() ? killNow() : stop(signal)));
+  const seen = stopSignalCounter();
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      const which = seen();
+      if (which === 'same') return;
+      if (which === 'again' && stopping()) killNow();
+      else stop(signal);
+    });
+  }
 }
