@@ -1,5 +1,6 @@
 import * as os from 'node:os';
 import { parseStoreUrl } from './store-url';
+import { parseEndpointAddress } from '../xds/endpoints';
 import { compileCoreOptions, type CoreOptions, type CoreOptionsInput } from '../core/options';
 import { HTTP2_KEEPALIVE_DEFAULTS, validateHttp2Keepalive, type Http2KeepaliveConfig } from '../core/http2-keepalive';
 
@@ -215,5 +216,13 @@ function checkSecurityOptions(o: ServerOptions): void {
   }
   if (o.xdsAddress !== '' && !isLoopbackHost(hostOf(o.xdsAddress)) && o.xdsRegistrationTokenFile === '') {
     throw new RangeError(`the embedded xDS control plane binds ${o.xdsAddress}, beyond loopback: give --xds-registration-token-file, or anyone who reaches it could register an endpoint (docs/security.md)`);
+  }
+  // The control plane refuses anything else at every heartbeat: said at start, not as a warning per heartbeat.
+  if (o.advertiseAddress !== '' && o.registerWith !== 'off' && (o.registerWith !== '' || o.xdsAddress !== '')) {
+    try {
+      parseEndpointAddress(o.advertiseAddress);
+    } catch (err) {
+      throw new RangeError(`advertiseAddress: ${err instanceof Error ? err.message : String(err)}; an IPv6 address goes in brackets, as [fd00::5]:50051`);
+    }
   }
 }

@@ -207,6 +207,8 @@ export function createDispatcherRegistry(sources: MetricSources): DispatcherRegi
     let cached: { atMs: number; rows: Promise<{ queue: string; zone: string; count: number }[]> } | undefined;
     const queues = new BoundedLabels(MAX_QUEUE_LABELS);
     const zones = new BoundedLabels(MAX_ZONE_LABELS);
+    /** Every (queue, zone) reported so far: bounded by the label budgets above. */
+    const seen = new Map<string, { queue: string; zone: string }>();
     new client.Gauge({
       name: METRICS.queueReady.name,
       help: METRICS.queueReady.help,
@@ -216,12 +218,13 @@ export function createDispatcherRegistry(sources: MetricSources): DispatcherRegi
         const now = Date.now();
         if (cached === undefined || now - cached.atMs >= READY_DEPTH_CACHE_MS) cached = { atMs: now, rows: readyDepth() };
         const current = cached;
-        // A failed read (the store is down) reports nothing this scrape and is asked again at the next one.
+        // A failed read (the store is down) reports nothing this scrape (unknown, not 0) and is asked again at the next one.
         const rows = await current.rows.catch(() => {
           if (cached === current) cached = undefined;
-          return [];
+          return undefined;
         });
         this.reset();
+        if (rows === undefined) return;
         // Queues and zones come from producers: bounded like every other label (the rest add up under "other").
         const sums = new Map<string, { queue: string; zone: string; count: number }>();
         for (const row of rows) {
@@ -233,6 +236,10 @@ export function createDispatcherRegistry(sources: MetricSources): DispatcherRegi
           sums.set(key, sum);
         }
         for (const { queue, zone, count } of sums.values()) this.set({ queue, zone }, count);
+        // A queue and zone seen once stays at 0 when its backlog is gone, rather than vanishing: an autoscaler
+        // (an HPA through prometheus-adapter) reads a missing series as an error and then never scales down.
+        for (const [key, labels] of seen) if (!sums.has(key)) this.set(labels, 0);
+        for (const [key, { queue, zone }] of sums) if (!seen.has(key)) seen.set(key, { queue, zone });
       },
     });
   }

@@ -31,6 +31,23 @@ describe('the dispatcher registry', () => {
     expect(values.find((v) => v.labels['queue'] === 'other' && v.labels['zone'] === 'a')?.value).toBe(50);
   });
 
+  it('a queue whose backlog is gone reads 0, not nothing (an HPA on a missing series never scales down)', async () => {
+    let rows = [{ queue: 'q', zone: 'a', count: 8 }, { queue: 'q', zone: 'b', count: 1 }];
+    let now = 1_000_000;
+    const realNow = Date.now;
+    Date.now = () => now; // the depth is cached 5 s
+    try {
+      const { registry } = createDispatcherRegistry({ stats, readyDepth: async () => rows });
+      const read = async () => Object.fromEntries((await registry.getSingleMetric('zonal_queue_ready_tasks')!.get()).values.map((v) => [`${v.labels['queue']}/${v.labels['zone']}`, v.value]));
+      expect(await read()).toEqual({ 'q/a': 8, 'q/b': 1 });
+      rows = [{ queue: 'q', zone: 'b', count: 2 }];
+      now += 5_000;
+      expect(await read()).toEqual({ 'q/a': 0, 'q/b': 2 });
+    } finally {
+      Date.now = realNow;
+    }
+  });
+
   it('default process metrics keep their standard names', async () => {
     const { registry } = createDispatcherRegistry({ stats });
     const text = await registry.metrics();
