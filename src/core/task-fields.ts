@@ -44,19 +44,24 @@ export interface FieldDef {
 }
 
 export const NAME_PATTERN = /^[A-Za-z0-9._:\-/]{1,128}$/;
+
+/** A name as an error shows it: its first 64 characters, so a huge one cannot make the status too large to send. */
+function shownName(name: string): string {
+  return name.length <= 64 ? `"${name}"` : `"${name.slice(0, 64)}…" (${name.length} characters)`;
+}
 export const DEFAULT_QUEUE = 'default';
 /** The most attempts a task may have; the version bound in update-rules.ts depends on it. */
 export const MAX_ATTEMPTS = 1000;
 const MAX_LABELS = 64;
 const MAX_LABEL_BYTES = 1024;
-const MAX_KEY_LENGTH = 256;
+export const MAX_KEY_LENGTH = 256;
 const MAX_TIMEOUT_MS = 30 * 24 * 3600_000;
 const EMPTY = new Uint8Array(0);
 
 function zone(field: string): (value: unknown) => string {
   return (value) => {
     const zone = (value as string | undefined) ?? '';
-    if (zone !== '' && !NAME_PATTERN.test(zone)) throw new InvalidArgumentError(field, `"${zone}" must match ${NAME_PATTERN}`);
+    if (zone !== '' && !NAME_PATTERN.test(zone)) throw new InvalidArgumentError(field, `${shownName(zone)} must match ${NAME_PATTERN}`);
     return zone;
   };
 }
@@ -114,7 +119,7 @@ export const TASK_FIELDS = {
       wire: 'queue',
       compile: (value) => {
         const queue = (value as string | undefined) || DEFAULT_QUEUE;
-        if (!NAME_PATTERN.test(queue)) throw new InvalidArgumentError('queue', `"${queue}" must match ${NAME_PATTERN}`);
+        if (!NAME_PATTERN.test(queue)) throw new InvalidArgumentError('queue', `${shownName(queue)} must match ${NAME_PATTERN}`);
         return queue;
       },
     },

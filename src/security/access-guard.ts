@@ -1,6 +1,7 @@
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../core/clock';
+import { MAX_KEY_LENGTH, type RawSubmit } from '../core/task-fields';
 import { TokenBucket } from '../core/token-bucket';
 import { ZonalError, type Reason } from '../errors';
 import { isSpiffeId, type CompiledAccessPolicy, type Principal } from './access-policy';
@@ -155,6 +156,20 @@ export class AccessGuard {
       this.deps.onError(err);
       return new Set();
     }
+  }
+
+  /**
+   * The task as the store keeps it for `principal`: its idempotency key
+   * scoped to the identity (a SHA-256 of the identity's name and the key;
+   * keys are never shown), so one identity's keys never match another's: a
+   * producer cannot learn another's task ids, or have its own submits taken
+   * for another's, by guessing keys. A key over the length bound is left as it
+   * is, for the submit to refuse.
+   */
+  scopeIdempotencyKey(principal: Principal, raw: RawSubmit): RawSubmit {
+    const key = raw.idempotencyKey;
+    if (typeof key !== 'string' || key === '' || key.length > MAX_KEY_LENGTH) return raw;
+    return { ...raw, idempotencyKey: `id:${createHash('sha256').update(principal.name).update('\u0000').update(key).digest('base64url')}` };
   }
 
   /** Whether any queue cap is configured (the depths are read only then). */

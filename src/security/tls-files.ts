@@ -63,10 +63,13 @@ function load(files: TlsFiles): Loaded {
  */
 function checkCertificates(pem: Buffer, file: string, what: string): void {
   const text = pem.toString('latin1');
-  const begins = text.match(/-----BEGIN [^-]*-----/g) ?? [];
   const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
   if (blocks.length === 0) throw new Error(`the TLS ${what} ${file} holds no PEM certificate (empty, cut short, or not PEM)`);
-  if (begins.length !== blocks.length) throw new Error(`the TLS ${what} ${file} has a PEM block that is cut short or not a CERTIFICATE`);
+  // Each complete block has four runs of dashes; a block cut short anywhere in its markers, or another kind of block, shows as more.
+  const dashRuns = (text.match(/-{3,}/g) ?? []).length;
+  if (dashRuns !== blocks.length * 4 || (text.match(/-----BEGIN /g) ?? []).length !== blocks.length) {
+    throw new Error(`the TLS ${what} ${file} has a PEM block that is cut short or not a CERTIFICATE`);
+  }
   blocks.forEach((block, i) => {
     try {
       new X509Certificate(block);
@@ -199,15 +202,14 @@ export function serverCredentials(provider: TlsFileProvider, clientCerts: Client
 
 /**
  * The roots a client trusts without a CA file, as grpc-js's createSsl() does:
- * the file GRPC_DEFAULT_SSL_ROOTS_FILE_PATH names, else Node's bundled roots
- * plus NODE_EXTRA_CA_CERTS. (A process started with --use-openssl-ca or
- * --use-system-ca trusts more: give such a client its `caFile`.)
+ * the file GRPC_DEFAULT_SSL_ROOTS_FILE_PATH names, else Node's bundled roots.
+ * (NODE_EXTRA_CA_CERTS is not followed: grpc-js's own TLS connections were
+ * seen to refuse a server its CA signed with it set. Give `caFile` instead.)
  */
 function defaultRoots(): Buffer {
   const file = process.env['GRPC_DEFAULT_SSL_ROOTS_FILE_PATH'];
   if (file !== undefined && file !== '') return fs.readFileSync(file);
-  const extra = process.env['NODE_EXTRA_CA_CERTS'];
-  return Buffer.from([...tls.rootCertificates, ...(extra !== undefined && extra !== '' ? [fs.readFileSync(extra, 'utf8')] : [])].join('\n'));
+  return Buffer.from(tls.rootCertificates.join('\n'));
 }
 
 /** A CA provider that hands grpc-js fixed roots (its first update on the next microtask, as TlsFileProvider's). */

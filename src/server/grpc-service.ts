@@ -10,7 +10,7 @@ import type {
   WireWorkerMessage,
   Outgoing,
 } from '../protocol/wire';
-import { DEFAULT_QUEUE, type RawSubmit } from '../core/task-fields';
+import { DEFAULT_QUEUE, NAME_PATTERN, type RawSubmit } from '../core/task-fields';
 import type { AccessGuard, CallPeer, GuardedMethod } from '../security/access-guard';
 import type { Principal } from '../security/access-policy';
 import type { Dispatcher, SubmitOutcome } from './dispatcher';
@@ -74,15 +74,17 @@ function queueOf(raw: RawSubmit): string {
  * or RATE_LIMITED (nothing submitted); only the tasks that would be
  * submitted spend the identity's rate.
  */
-async function guardedSubmit(dispatcher: Dispatcher, guard: AccessGuard, principal: Principal, raws: RawSubmit[], method: GuardedMethod): Promise<SubmitOutcome[]> {
-  dispatcher.assertBatchSize(raws.length);
+export async function guardedSubmit(dispatcher: Pick<Dispatcher, 'assertBatchSize' | 'submit'>, guard: AccessGuard, principal: Principal, given: RawSubmit[], method: GuardedMethod): Promise<SubmitOutcome[]> {
+  dispatcher.assertBatchSize(given.length);
+  const raws = given.map((raw) => guard.scopeIdempotencyKey(principal, raw));
   const refused: (ZonalError | undefined)[] = raws.map((raw) => guard.produceRefusal(principal, queueOf(raw), method));
   const settles: { queue: string; settle(accepted: number): void }[] = [];
   const accepted = new Map<string, number>();
   try {
     if (guard.capsQueues) {
       const perQueue = new Map<string, number[]>();
-      raws.forEach((raw, i) => refused[i] === undefined && perQueue.set(queueOf(raw), [...(perQueue.get(queueOf(raw)) ?? []), i]));
+      // A queue name the submit will refuse (INVALID_ARGUMENT) takes no place among the depths.
+      raws.forEach((raw, i) => refused[i] === undefined && NAME_PATTERN.test(queueOf(raw)) && perQueue.set(queueOf(raw), [...(perQueue.get(queueOf(raw)) ?? []), i]));
       for (const [queue, indices] of perQueue) {
         const admitted = await guard.admitToQueue(queue, indices.length, method);
         if ('settle' in admitted) {

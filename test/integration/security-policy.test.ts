@@ -491,6 +491,34 @@ describe('access policy on a real dispatcher', () => {
     expect(batch.results[1]!['error']).toMatchObject({ reason: 'QUEUE_FULL' });
   });
 
+  /** Found by an outside review: keys were global, so a producer got another's task ids by guessing keys, and could squat them. */
+  it("one identity's idempotency keys never match another's: no task id of another's queue, no submit taken for another's", async () => {
+    await start();
+    const ops = raw(T.ops);
+    const a = raw(T.producerA);
+    const theirs = await unary<Msg>(ops, 'Submit', { queue: 'beta', idempotencyKey: 'order-42' });
+    const mine = await unary<Msg>(a, 'Submit', { queue: 'alpha', idempotencyKey: 'order-42' });
+    expect(mine).toMatchObject({ deduplicated: false });
+    expect(mine['taskId']).not.toBe(theirs['taskId']);
+    // Each identity still deduplicates its own resubmits.
+    expect(await unary<Msg>(a, 'Submit', { queue: 'alpha', idempotencyKey: 'order-42' })).toMatchObject({ taskId: mine['taskId'], deduplicated: true });
+    expect(await unary<Msg>(ops, 'Submit', { queue: 'beta', idempotencyKey: 'order-42' })).toMatchObject({ taskId: theirs['taskId'], deduplicated: true });
+    // A key over the bound is still refused as itself.
+    const long = await unaryError(a, 'Submit', { queue: 'alpha', idempotencyKey: 'k'.repeat(257) });
+    expect(long.details).toContain('idempotency_key');
+  });
+
+  /** Found by an outside review: the caps kept an entry per queue name before the name was checked, so 20 MiB names grew memory. */
+  it('a huge queue name is refused INVALID_ARGUMENT with an error short enough to send', async () => {
+    await start();
+    const ops = raw(T.ops);
+    const huge = `capped${'x'.repeat(200_000)}`;
+    const refused = await unaryError(ops, 'Submit', { queue: huge });
+    expect(grpc.status[refused.code]).toBe('INVALID_ARGUMENT');
+    expect(refused.details.length).toBeLessThan(400);
+    expect(refused.details).toContain('(200006 characters)');
+  });
+
   /** Found by this file: the cap check and the count of what was accepted were apart, and 10 concurrent Submits all passed a cap of 3. */
   it('concurrent submits on one dispatcher never take a queue past its cap', async () => {
     await start();

@@ -243,7 +243,7 @@ describe('TLS on the gRPC port', () => {
     const caFile = path.join(dir, 'ca.crt');
     const caPem = readFileSync(certs.ca, 'utf8');
     const otherPem = readFileSync(certs.otherCa, 'utf8');
-    const bad = { empty: '', garbage: 'garbage\n', cutShort: caPem.slice(0, 300), oldPlusCutNew: caPem + otherPem.slice(0, 300) };
+    const bad = { empty: '', garbage: 'garbage\n', cutShort: caPem.slice(0, 300), oldPlusCutNew: caPem + otherPem.slice(0, 300), oldPlusCutMarker: `${caPem}-----BEGIN CERTIF` };
     for (const [what, text] of Object.entries(bad)) {
       writeFileSync(caFile, text);
       expect(() => new TlsFileProvider({ caFile }, 60_000).close(), what).toThrow(/CA bundle/);
