@@ -38,6 +38,19 @@ const MTLS_POLICY = [
 const caOnly = { caFile: certs.ca };
 const asClient = (who: { cert: string; key: string }) => ({ caFile: certs.ca, certFile: who.cert, keyFile: who.key });
 
+/** The dispatcher's "TLS files changed but cannot be used" log lines from now on (the rest still reach stderr). */
+function captureTlsErrors(): string[] {
+  const errors: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  vi.spyOn(process.stderr, 'write').mockImplementation(((chunk: string | Uint8Array, ...rest: never[]) => {
+    const line = String(chunk);
+    if (line.includes('TLS files changed but cannot be used')) errors.push(line);
+    else write(chunk, ...rest);
+    return true;
+  }) as typeof process.stderr.write);
+  return errors;
+}
+
 describe('TLS on the gRPC port', () => {
   let harness: Harness | undefined;
   let dir = '';
@@ -249,14 +262,7 @@ describe('TLS on the gRPC port', () => {
       expect(() => new TlsFileProvider({ caFile }, 60_000).close(), what).toThrow(/CA bundle/);
     }
     swapFile(caFile, caPem);
-    const errors: string[] = [];
-    const write = process.stderr.write.bind(process.stderr);
-    vi.spyOn(process.stderr, 'write').mockImplementation(((chunk: string | Uint8Array, ...rest: never[]) => {
-      const line = String(chunk);
-      if (line.includes('TLS files changed but cannot be used')) errors.push(line);
-      else write(chunk, ...rest);
-      return true;
-    }) as typeof process.stderr.write);
+    const errors = captureTlsErrors();
     const { target } = await tlsServer(MTLS_POLICY, 'require', caFile);
     const viaCert = (payload: string) => producer(target, asClient(certs.producerB)).submit({ queue: 'jobs', payload });
     expect((await viaCert('before')).taskId).not.toBe('');
@@ -274,14 +280,7 @@ describe('TLS on the gRPC port', () => {
 
   it('a bad rotation (a key that does not match, a garbage certificate) is logged and the last good certificate keeps serving', async () => {
     const { target, files } = await tlsServer(OPEN_POLICY);
-    const errors: string[] = [];
-    const write = process.stderr.write.bind(process.stderr);
-    vi.spyOn(process.stderr, 'write').mockImplementation(((chunk: string | Uint8Array, ...rest: never[]) => {
-      const line = String(chunk);
-      if (line.includes('TLS files changed but cannot be used')) errors.push(line);
-      else write(chunk, ...rest);
-      return true;
-    }) as typeof process.stderr.write);
+    const errors = captureTlsErrors();
     await worker(target, caOnly);
     const p = producer(target, caOnly);
 
