@@ -266,9 +266,19 @@ export class FaultProxy {
   }
 }
 
-/** Sends an RST and destroys; a socket that cannot (already closed, not TCP) is destroyed plainly. */
+/**
+ * Sends an RST and destroys; a socket that cannot (already closed, not TCP,
+ * still connecting, or already ended) is destroyed plainly. Node's reset of a
+ * socket whose end() was called fails in libuv (EINVAL: a shutdown is
+ * pending), and the socket then never emits 'close' and keeps its descriptor:
+ * close() would wait for it forever (seen in the soak's teardown).
+ */
 function resetSocket(socket: net.Socket): void {
   if (socket.destroyed) return;
+  if (socket.connecting || socket.writableEnded) {
+    socket.destroy();
+    return;
+  }
   try {
     socket.resetAndDestroy();
   } catch {
