@@ -163,3 +163,15 @@ export function onStopSignals(stopping: () => boolean, stop: (signal: NodeJS.Sig
     });
   }
 }
+
+/** In a child: resolves once its parent writes "go" on its stdin (every child is ready, so the load starts together). */
+export function waitForGo(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const lines = readline.createInterface({ input: process.stdin });
+    lines.on('line', (line) => {
+      if (line.trim() !== 'go') return;
+      lines.close();
+      resolve();
+    });
+  });
+}

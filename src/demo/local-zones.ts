@@ -45,10 +45,9 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import * as readline from 'node:readline';
 import { redactStoreUrl } from '../app/store-url';
 import { helpText, parseFlags, UsageError, type FlagSpec } from '../cli/flags';
-import { alive, killDemoChildrenNow, onStopSignals, startDemoChild, stopDemoChildren, type DemoChild } from './demo-children';
+import { alive, killDemoChildrenNow, onStopSignals, startDemoChild, stopDemoChildren, waitForGo, type DemoChild } from './demo-children';
 import { chooseDemoStore, dropDemoSchema, type DemoStore } from './demo-store';
 import { DEMO_ZONES } from './demo-topology';
 import { startSteadyRate, type SteadyRate } from './steady-rate';
@@ -220,14 +219,7 @@ async function runProducer(spec: ProducerSpec): Promise<void> {
   }
   await producer.ready({ deadlineMs: START_TIMEOUT_MS });
   print({ event: 'producer-ready', zone: spec.zone, pid: process.pid });
-  await new Promise<void>((resolve) => {
-    const lines = readline.createInterface({ input: process.stdin });
-    lines.on('line', (line) => {
-      if (line.trim() !== 'go') return;
-      lines.close();
-      resolve();
-    });
-  });
+  await waitForGo();
 
   const follow = async (n: number): Promise<void> => {
     let outcome: Awaited<ReturnType<typeof producer.submit>>;

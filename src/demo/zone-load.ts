@@ -16,10 +16,10 @@
  * `load-stats` every 5 s, `load-stopped` at the end. SIGTERM or SIGINT
  * stops it: no new submits, workers drain, proxies close, exit 0.
  */
-import * as readline from 'node:readline';
 import { ProducerClient, Worker } from '../index';
 import { FaultProxy } from '../testing/fault-proxy';
 import { DEMO_IDLE_QUEUE, DEMO_QUEUE, DEMO_ZONES, linkOneWayMs, type ZoneLoadSpec } from './demo-topology';
+import { waitForGo } from './demo-children';
 import { startSteadyRate, type SteadyRate } from './steady-rate';
 
 const TICK_MS = 20;
@@ -82,14 +82,7 @@ async function main(): Promise<void> {
   }
   await Promise.all(workers.map((w) => w.start({ deadlineMs: 30_000 })));
   print({ event: 'workers-ready', zone, workers: workers.length });
-  await new Promise<void>((resolve) => {
-    const lines = readline.createInterface({ input: process.stdin });
-    lines.on('line', (line) => {
-      if (line.trim() !== 'go') return;
-      lines.close();
-      resolve();
-    });
-  });
+  await waitForGo();
 
   const own = spec.dispatchers.find((d) => d.zone === zone);
   if (own === undefined) throw new Error(`no dispatcher of zone ${zone} in ${JSON.stringify(spec.dispatchers)}`);
