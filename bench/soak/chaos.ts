@@ -26,6 +26,7 @@ import type { ConfigChurn } from './config-churn';
 import type { Random } from './random';
 import type { PostgresStore } from './soak-store';
 import type { ClientSlot, DispatcherSlot } from './topology';
+import { sleep } from './sleep';
 
 export const FAULT_KINDS = ['worker-kill', 'dispatcher-kill', 'dispatcher-restart', 'blackhole', 'latency', 'reset', 'config-valid', 'config-invalid', 'postgres-restart'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
@@ -65,20 +66,6 @@ const MEAN_MS: Record<Exclude<FaultKind, 'config-valid' | 'config-invalid'> | 'c
 /** A config file change applies once the file stayed unchanged 1 s: writes are at least this far apart. */
 const CONFIG_MIN_GAP_MS = 2_500;
 const INVALID_CONFIG_SHARE = 0.3;
-
-/** Sleeps `ms`, or less if `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done);
-  });
-}
 
 type Outcome = { kind: FaultKind; target: string; detail: string } | undefined;
 

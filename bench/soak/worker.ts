@@ -18,26 +18,13 @@ import * as readline from 'node:readline';
 import type { NonRetryableError as NonRetryableErrorType, TaskContext, Worker as WorkerType, WorkerTask } from '../../src/client/worker';
 import { emit, settings } from '../deployed/messages';
 import { decodePayload, resultOf, SOAK_QUEUE, TIMEOUT_KIND_FIRST_SLEEP_MS } from './task-kinds';
+import { sleep } from './sleep';
 
 interface Settings {
   sdk: string;
   workerId: string;
   zone: string;
   slots: number;
-}
-
-/** Sleeps `ms`, or less if `signal` aborts (a cancel, an attempt timeout, a lost stream). */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done);
-  });
 }
 
 async function main(): Promise<void> {
