@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tokenDigest, TOKEN_PATTERN } from '../../src/security/access-policy';
-import { SPIFFE, testCerts } from '../support/certs';
+import { SPIFFE_POLICY_LINES, testCerts } from '../support/certs';
 import { CLI, killAll, spawnZonal } from '../support/processes';
 import { eventually } from '../support/server-harness';
 
@@ -107,13 +107,7 @@ describe('zonal CLI with TLS, an access policy and tokens', () => {
     writeFileSync(
       policy,
       [
-        'identities:',
-        '  - name: worker-a',
-        `    spiffeId: ${SPIFFE.workerA}`,
-        '    work: [jobs]',
-        '  - name: producer-b',
-        `    spiffeId: ${SPIFFE.producerB}`,
-        '    produce: [jobs]',
+        ...SPIFFE_POLICY_LINES,
         '  - name: ops',
         `    tokenSha256: ${opsMade.tokenSha256}`,
         '    produce: ["*"]',

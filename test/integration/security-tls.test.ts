@@ -11,7 +11,7 @@ import { tokenDigest } from '../../src/security/access-policy';
 import { channelCredentials, TlsFileProvider } from '../../src/security/tls-files';
 import { RawStream } from '../support/raw-client';
 import { eventually, startHarness, type Harness } from '../support/server-harness';
-import { installServerCert, securedRawClient, servedCertificate, SPIFFE, swapFile, swapFileFrom, testCerts, tlsCredentials, type SecuredRawClient } from '../support/certs';
+import { installServerCert, securedRawClient, servedCertificate, SPIFFE_POLICY_LINES, swapFile, swapFileFrom, testCerts, tlsCredentials, type SecuredRawClient } from '../support/certs';
 import { endStatus, unary, unaryError } from './raw-peer';
 
 /**
@@ -24,16 +24,7 @@ const certs = testCerts();
 afterAll(() => certs.cleanup());
 
 const OPEN_POLICY = 'anonymous: {produce: ["*"], work: ["*"]}\n';
-const MTLS_POLICY = [
-  'identities:',
-  '  - name: worker-a',
-  `    spiffeId: ${SPIFFE.workerA}`,
-  '    work: [jobs]',
-  '  - name: producer-b',
-  `    spiffeId: ${SPIFFE.producerB}`,
-  '    produce: [jobs]',
-  '',
-].join('\n');
+const MTLS_POLICY = [...SPIFFE_POLICY_LINES, ''].join('\n');
 
 const caOnly = { caFile: certs.ca };
 const asClient = (who: { cert: string; key: string }) => ({ caFile: certs.ca, certFile: who.cert, keyFile: who.key });

@@ -26,6 +26,17 @@ export const SPIFFE = {
   stranger: 'spiffe://test.zonal/stranger',
 } as const;
 
+/** Access-policy lines for the test certificates: worker-a works `jobs`, producer-b produces to it (each by its SPIFFE ID). */
+export const SPIFFE_POLICY_LINES: readonly string[] = [
+  'identities:',
+  '  - name: worker-a',
+  `    spiffeId: ${SPIFFE.workerA}`,
+  '    work: [jobs]',
+  '  - name: producer-b',
+  `    spiffeId: ${SPIFFE.producerB}`,
+  '    produce: [jobs]',
+];
+
 /** A certificate and its key, as files. */
 export interface CertFiles {
   cert: string;
